@@ -1,0 +1,1 @@
+"""Instructor tools: release generation, autograding pipeline and the end-to-end demo."""

@@ -1,0 +1,287 @@
+"""Load CINIC-10 from its official folder layout into compact uint8 arrays.
+
+``get_CINIC10_data()`` reads ``{train,valid,test}/<class>/*.png`` from
+``$CINIC10_DIR`` (or ``ece662/datasets/cinic-10/``). The first read decodes
+every PNG in parallel and writes a uint8 cache (``$ECE662_CACHE_DIR``, default
+``~/.cache/ece662``); later reads memory-map that cache, so they take well
+under a second and hold no float copies of the images.
+
+Images are stored in *stratified order*: the cache interleaves the classes
+(one image of each class in turn), so the first ``n`` images of a split are a
+class-balanced, deterministic subset and taking them copies nothing.
+"""
+import hashlib
+import json
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock
+from PIL import Image
+from tqdm.auto import tqdm
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+SPLIT_FOLDERS = {"train": "train", "val": "valid", "test": "test"}
+IMAGE_SHAPE = (32, 32, 3)
+# Per-channel statistics of CINIC-10 published by its authors (BayesWatch/cinic-10).
+CINIC10_MEAN = (0.47889522, 0.47227842, 0.43047404)
+CINIC10_STD = (0.24205776, 0.23828046, 0.25874835)
+DEFAULT_ROOT = Path(__file__).resolve().parent / "datasets" / "cinic-10"
+SYNTHETIC_MARKER = "SYNTHETIC_DATA.txt"
+CACHE_VERSION = 1
+DEFAULT_NUM_TEST = 5000
+
+_active_dataset = None  # description of the dataset the last get_CINIC10_data() call loaded
+
+
+class DatasetError(RuntimeError):
+    """The dataset folder is missing, incomplete or holds unreadable files."""
+
+
+def dataset_root(root=None) -> Path:
+    """Where the dataset is read from: ``root``, else ``$CINIC10_DIR``, else the package default."""
+    return Path(root or os.environ.get("CINIC10_DIR") or DEFAULT_ROOT).expanduser()
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("ECE662_CACHE_DIR")
+    if base:
+        return Path(base).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "ece662"
+
+
+def _missing_dataset_message(root: Path) -> str:
+    return (
+        f"CINIC-10 was not found at {root}.\n"
+        "  Download it (687 MB) with:   python -m ece662.datasets download\n"
+        "  or point CINIC10_DIR at a folder holding train/, valid/ and test/ "
+        "(each with one sub-folder per class).\n"
+        "  Offline? `python -m ece662.datasets synthesize --root DIR` writes a synthetic stand-in "
+        "(not CINIC-10) in the same layout."
+    )
+
+
+def list_split(root: Path, split: str) -> list[list[str]]:
+    """Sorted PNG file names of each class folder of one split (index = label)."""
+    split_dir = root / SPLIT_FOLDERS[split]
+    if not split_dir.is_dir():
+        raise DatasetError(
+            f"{split_dir} is missing: the dataset at {root} is incomplete "
+            f"(expected train/, valid/ and test/). Re-run `python -m ece662.datasets download`."
+        )
+    unexpected = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and p.name not in CLASSES)
+    if unexpected:
+        raise DatasetError(
+            f"{split_dir} holds folders that are not CINIC-10 classes: {unexpected}. "
+            f"Expected exactly: {', '.join(CLASSES)}."
+        )
+    names = []
+    for cls in CLASSES:
+        class_dir = split_dir / cls
+        if not class_dir.is_dir():
+            raise DatasetError(f"{class_dir} is missing: the dataset at {root} is incomplete or has the wrong layout.")
+        files = sorted(e.name for e in os.scandir(class_dir) if e.name.lower().endswith(".png"))
+        if not files:
+            raise DatasetError(f"{class_dir} holds no .png files: the dataset at {root} is incomplete.")
+        names.append(files)
+    return names
+
+
+def _stratified_order(names: list[list[str]]) -> list[tuple[str, int]]:
+    """(relative path, label) pairs interleaving the classes, so every prefix is class-balanced."""
+    order = []
+    for i in range(max(len(n) for n in names)):
+        for label, files in enumerate(names):
+            if i < len(files):
+                order.append((f"{CLASSES[label]}/{files[i]}", label))
+    return order
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def is_synthetic(root: Path) -> bool:
+    return (root / SYNTHETIC_MARKER).is_file()
+
+
+def _describe(root: Path, listing: dict) -> dict:
+    synthetic = is_synthetic(root)
+    return {
+        "name": "synthetic (not CINIC-10)" if synthetic else "CINIC-10",
+        "synthetic": synthetic,
+        "sizes": {split: sum(map(len, names)) for split, names in listing.items()},
+        "content_id": _digest(listing)[:16],
+    }
+
+
+def describe_dataset(root=None) -> dict:
+    """Identity of the dataset at ``root``: name, whether synthetic, split sizes and a content id.
+
+    The content id hashes the file names only, so two copies of the same
+    dataset (e.g. CINIC-10 on two machines) have the same id.
+    """
+    root = dataset_root(root)
+    if not root.is_dir():
+        raise DatasetError(_missing_dataset_message(root))
+    return _describe(root, {split: list_split(root, split) for split in SPLIT_FOLDERS})
+
+
+def active_dataset() -> dict | None:
+    """Description of the dataset that get_CINIC10_data() loaded last in this process, if any."""
+    return _active_dataset
+
+
+def _decode_chunk(args):
+    """Worker: decode PNGs into rows of the cache file; returns the unreadable files."""
+    cache_file, split_dir, start, paths = args
+    out = np.load(cache_file, mmap_mode="r+")
+    bad = []
+    for i, rel in enumerate(paths):
+        path = os.path.join(split_dir, rel)
+        try:
+            with Image.open(path) as img:
+                img.load()
+                if img.size != IMAGE_SHAPE[:2]:
+                    raise ValueError(f"image is {img.size[0]}x{img.size[1]}, expected 32x32")
+                out[start + i] = np.asarray(img.convert("RGB"))
+        except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... name them all
+            bad.append(f"{path}: {exc}")
+    out.flush()
+    return len(paths), bad
+
+
+def _build_split_cache(root: Path, split: str, order, target: Path, workers: int, verbose: bool):
+    """Decode one split into ``target/<split>-X.npy`` and ``-y.npy`` via temporary files."""
+    split_dir = root / SPLIT_FOLDERS[split]
+    tmp_x = target / f".{split}-X.{os.getpid()}.tmp.npy"
+    tmp_y = target / f".{split}-y.{os.getpid()}.tmp.npy"
+    try:
+        np.lib.format.open_memmap(tmp_x, mode="w+", dtype=np.uint8, shape=(len(order), *IMAGE_SHAPE)).flush()
+        np.save(tmp_y, np.array([label for _, label in order], dtype=np.int64))
+        paths = [rel for rel, _ in order]
+        chunk = 1000
+        jobs = [(str(tmp_x), str(split_dir), s, paths[s:s + chunk]) for s in range(0, len(paths), chunk)]
+        bad = []
+        with tqdm(total=len(paths), desc=f"decoding {split} PNGs", unit="img", disable=not verbose) as bar:
+            if workers > 1 and len(jobs) > 1:
+                with ProcessPoolExecutor(workers) as pool:
+                    for done, errors in pool.map(_decode_chunk, jobs):
+                        bar.update(done)
+                        bad += errors
+            else:
+                for job in jobs:
+                    done, errors = _decode_chunk(job)
+                    bar.update(done)
+                    bad += errors
+        if bad:
+            shown = "\n  ".join(bad[:10])
+            more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+            raise DatasetError(
+                f"{len(bad)} image(s) in {split_dir} could not be read:\n  {shown}{more}\n"
+                "Re-download the dataset (python -m ece662.datasets download) or replace/delete these files. "
+                "Nothing was cached; the dataset folder was not changed."
+            )
+        os.replace(tmp_x, target / f"{split}-X.npy")
+        os.replace(tmp_y, target / f"{split}-y.npy")
+    finally:
+        for tmp in (tmp_x, tmp_y):
+            tmp.unlink(missing_ok=True)
+
+
+def _load_split(root: Path, split: str, names, rebuild: bool, workers: int, verbose: bool):
+    """Memory-mapped (X, y) of one split, rebuilding its cache if the folder changed."""
+    split_dir = root / SPLIT_FOLDERS[split]
+    key = _digest(
+        CACHE_VERSION,
+        names,
+        [os.stat(split_dir / cls).st_mtime_ns for cls in CLASSES],
+    )
+    target = cache_dir() / f"cinic10-{_digest(str(root.resolve()))[:12]}"
+    meta_file = target / f"{split}.json"
+
+    def cached():
+        try:
+            meta = json.loads(meta_file.read_text())
+            if meta["key"] != key:
+                return None
+            X = np.load(target / f"{split}-X.npy", mmap_mode="r")
+            y = np.load(target / f"{split}-y.npy")
+        except (OSError, ValueError, KeyError):
+            return None
+        return (X, y) if X.shape == (meta["count"], *IMAGE_SHAPE) and y.shape == (meta["count"],) else None
+
+    if not rebuild and (hit := cached()) is not None:
+        return hit
+    target.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target / f"{split}.lock")):
+        if not rebuild and (hit := cached()) is not None:  # another process built it meanwhile
+            return hit
+        meta_file.unlink(missing_ok=True)  # arrays are about to change: invalidate first
+        order = _stratified_order(names)
+        _build_split_cache(root, split, order, target, workers, verbose)
+        tmp_meta = meta_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp_meta.write_text(json.dumps({"key": key, "count": len(order), "root": str(root)}))
+        os.replace(tmp_meta, meta_file)  # written last: the cache is complete only once this exists
+    return cached()
+
+
+def get_CINIC10_data(num_training=None, num_validation=None, num_test=DEFAULT_NUM_TEST,
+                     root=None, rebuild_cache=False, workers=None, verbose=True):
+    """Load CINIC-10 as uint8 arrays, CS231n style.
+
+    Returns a dict with ``X_train, y_train, X_val, y_val, X_test, y_test``
+    (``X``: uint8 ``(N, 32, 32, 3)`` memory-mapped arrays, ``y``: int64 labels
+    in the official class order), ``class_names``, ``synthetic`` and ``root``.
+
+    ``num_training``/``num_validation``/``num_test`` take the first ``n``
+    images of a split, a class-balanced subset (``None``: the whole split; a
+    number larger than the split: the whole split). The default of
+    ``num_test=5000`` keeps a full pruning sweep under a minute on a laptop
+    CPU; pass ``num_test=None`` for all 90,000 test images.
+    """
+    global _active_dataset
+    root = dataset_root(root)
+    if not root.is_dir():
+        raise DatasetError(_missing_dataset_message(root))
+    workers = workers or min(8, os.cpu_count() or 1)
+    listing = {split: list_split(root, split) for split in SPLIT_FOLDERS}
+    synthetic = is_synthetic(root)
+    if synthetic and verbose:
+        print(f"NOTE: {root} holds SYNTHETIC data generated by ece662, not CINIC-10. "
+              "Accuracies measured on it say nothing about CINIC-10.")
+    data = {"class_names": list(CLASSES), "synthetic": synthetic, "root": str(root)}
+    limits = {"train": num_training, "val": num_validation, "test": num_test}
+    for split, names in listing.items():
+        X, y = _load_split(root, split, names, rebuild_cache, workers, verbose)
+        n = limits[split]
+        if n is not None:
+            if n < 0:
+                raise ValueError(f"num_{split} must be >= 0 or None, got {n}")
+            X, y = X[:n], y[:n]
+        data[f"X_{split}"], data[f"y_{split}"] = X, y
+    _active_dataset = _describe(root, listing)
+    if verbose:
+        print(f"{_active_dataset['name']} from {root}: "
+              f"train {len(data['y_train'])}, val {len(data['y_val'])}, test {len(data['y_test'])} images")
+    return data
+
+
+def warn_if_other_dataset(trained_on: dict, context: str) -> None:
+    """Warn when ``trained_on`` (a checkpoint's dataset description) is not the dataset in use."""
+    current = _active_dataset
+    if current is None:
+        try:
+            current = describe_dataset()
+        except DatasetError:
+            return
+    if trained_on.get("content_id") != current["content_id"] or trained_on.get("synthetic") != current["synthetic"]:
+        warnings.warn(
+            f"{context} was trained on {trained_on.get('name', 'unknown data')} "
+            f"(sizes {trained_on.get('sizes')}), but the data in use is {current['name']} "
+            f"(sizes {current['sizes']}). Accuracies will not mean what you expect; "
+            "retrain with `python -m ece662.train` or point CINIC10_DIR at the matching data.",
+            stacklevel=3,
+        )

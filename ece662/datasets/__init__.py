@@ -1,0 +1,1 @@
+"""Getting the dataset: the official CINIC-10 download and an offline synthetic stand-in."""

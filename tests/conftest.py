@@ -1,0 +1,67 @@
+"""Shared fixtures: an isolated cache, a tiny synthetic dataset and a model trained on it.
+
+The whole session runs with ``ECE662_CACHE_DIR``, ``CINIC10_DIR`` and
+``ECE662_MODEL_DIR`` pointing into a temporary folder, so tests never touch
+a user's cache, dataset or course model, and notebook kernels started by
+tests see the same data and model.
+"""
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_SAMPLE = REPO.parent / "shared" / "data" / "cinic10-sample"
+TINY_PER_CLASS = (60, 20, 40)
+TINY_EPOCHS = 12
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("ece662")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_env(session_dir):
+    old = {k: os.environ.get(k) for k in ("ECE662_CACHE_DIR", "CINIC10_DIR", "ECE662_MODEL_DIR")}
+    os.environ["ECE662_CACHE_DIR"] = str(session_dir / "cache")
+    os.environ["CINIC10_DIR"] = str(session_dir / "no-dataset-yet")
+    os.environ["ECE662_MODEL_DIR"] = str(session_dir / "no-model-yet")
+    yield
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def tiny_root(session_dir):
+    """A tiny synthetic dataset (600/200/400 images) in the CINIC-10 layout."""
+    from ece662.datasets.synthetic import write_synthetic_dataset
+
+    return write_synthetic_dataset(session_dir / "tiny-synthetic", per_class=TINY_PER_CLASS, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def course_env(tiny_root, session_dir):
+    """CINIC10_DIR -> tiny synthetic data, ECE662_MODEL_DIR -> a model trained on it. Returns the model path."""
+    from ece662 import data_utils, train
+    from ece662.model import ARCHITECTURE, DEFAULT_CONFIG
+    from ece662.pruning_helper import accuracy, save_checkpoint
+
+    os.environ["CINIC10_DIR"] = str(tiny_root)
+    os.environ["ECE662_MODEL_DIR"] = str(session_dir / "models")
+    data = data_utils.get_CINIC10_data(verbose=False)
+    model = train.train(data, epochs=TINY_EPOCHS, batch_size=64, verbose=False)
+    meta = {"dataset": data_utils.active_dataset(),
+            "test_accuracy": accuracy(model, data["X_test"], data["y_test"]), "training": {"epochs": TINY_EPOCHS}}
+    return save_checkpoint(model, session_dir / "models" / "torch.model", ARCHITECTURE, DEFAULT_CONFIG, meta)
+
+
+@pytest.fixture
+def sample_root():
+    """The 4,000 real CINIC-10 images beside the project, if present."""
+    if not SHARED_SAMPLE.is_dir():
+        pytest.skip(f"real CINIC-10 sample not found at {SHARED_SAMPLE}")
+    return SHARED_SAMPLE
