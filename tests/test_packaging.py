@@ -13,8 +13,9 @@ def name_of(requirement: str) -> str:
 def test_environment_yml_and_pyproject_name_the_same_packages():
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     pip_names = {name_of(r) for r in pyproject["project"]["dependencies"]}
-    conda_names = {name_of(m.group(1)) for m in re.finditer(r"^\s+- ([A-Za-z][\w.-]*[^:\n]*)$",
-                                                            (REPO / "environment.yml").read_text(), re.M)}
+    env = (REPO / "environment.yml").read_text()
+    dependencies = env[env.index("dependencies:"):]
+    conda_names = {name_of(m.group(1)) for m in re.finditer(r"^\s+- ([A-Za-z][^:\n]*)$", dependencies, re.M)}
     conda_names -= {"python", "pip"}
     assert pip_names == conda_names
 
