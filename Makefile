@@ -1,13 +1,18 @@
 # Two commands do all set-up (see README):  make demo   and   make test
-# Both create .venv and install the project into it; reinstall only when pyproject.toml changes.
+# Both create .venv and install the project into it (reinstalling only when pyproject.toml changes),
+# and install bubblewrap, the kernel sandbox for grading, where apt-get can (Linux, as root).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench release model clean
+.PHONY: demo test release model clean
 
 $(STAMP): pyproject.toml
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q bubblewrap >/dev/null 2>&1; }; }; } || \
+	  echo "note: bubblewrap is not installed; grading will run kernels without a sandbox"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -18,6 +23,9 @@ demo: $(STAMP)        ## the main job end to end on the best data available
 
 test: $(STAMP)        ## the whole test suite (what CI runs)
 	$(PY) -m pytest
+
+release: $(STAMP)     ## regenerate release/ from assignment/ with nbgrader
+	$(PY) -m autograder release
 
 model: $(STAMP)       ## train ece662/models/torch.model on the data get_CINIC10_data() finds
 	$(PY) -m ece662.train

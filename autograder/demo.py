@@ -1,19 +1,31 @@
 """``make demo``: the main job end to end on the best data available.
 
-Uses real CINIC-10 when ``get_CINIC10_data()`` finds it (``$CINIC10_DIR`` or
-``ece662/datasets/cinic-10``); otherwise writes the synthetic stand-in to
-``build/demo/`` and says so. Trains the course model if there is none for
-that data, and evaluates it.
+1. data: real CINIC-10 when ``get_CINIC10_data()`` finds it (``$CINIC10_DIR`` or
+   ``ece662/datasets/cinic-10``); otherwise the synthetic stand-in in ``build/demo/``, announced;
+2. model: trains the course model unless one trained on this data exists, and evaluates it;
+3. release: regenerates ``release/`` from ``assignment/`` with nbgrader;
+4. solution: executes the solution notebook (``build/demo/solution-executed.ipynb``);
+5. grading: autogrades example submissions with the grading pipeline and prints the grade table.
 """
 import os
+import time
 from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
 
 from ece662 import data_utils, pruning_helper
 from ece662.datasets.synthetic import write_synthetic_dataset
 
+from .course import ASSIGNMENT, NOTEBOOK, SOURCE_DIR, generate_release
+from .examples import write_examples
+from .pipeline import grade
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO / "build" / "demo"
 DEMO_EPOCHS_SYNTHETIC = 8
+DEMO_EXAMPLES = ["correct", "correct_kthvalue_manual", "blank", "wrong_incremental_fraction", "wrong_per_layer",
+                 "wrong_structured_hits_linear", "wrong_structured_is_unstructured", "hostile_kills_kernel"]
 
 
 def banner(text: str) -> None:
@@ -54,15 +66,37 @@ def prepare_model(info: dict) -> Path:
     return path
 
 
+def execute_solution() -> Path:
+    """Run the source notebook (with solutions) top to bottom; returns the executed copy."""
+    nb = nbformat.read(REPO / SOURCE_DIR / ASSIGNMENT / NOTEBOOK, as_version=4)
+    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(DEMO_DIR)}}).execute()
+    out = DEMO_DIR / "solution-executed.ipynb"
+    nbformat.write(nb, out)
+    text = "".join(o.get("text", "") for c in nb.cells if c.get("id") in ("part1_code", "part2_code", "part3_compare")
+                   for o in c.get("outputs", []))
+    print(text)
+    print(f"solution notebook executed in {time.monotonic() - started:.0f} s -> {out}")
+    return out
+
+
 def main() -> None:
     banner("1. data")
     info = prepare_data()
     banner("2. model")
     path = prepare_model(info)
-    banner("3. evaluate")
     data = data_utils.get_CINIC10_data()
     model = pruning_helper.load_model(path, mode="torch")
     pruning_helper.test_model(model, [data["X_test"], data["y_test"]], mode="torch")
+    banner("3. release")
+    print(f"regenerated {generate_release()} from {SOURCE_DIR}/ (git diff release/ should be empty)")
+    banner("4. solution notebook")
+    execute_solution()
+    banner("5. grading example submissions")
+    submissions = DEMO_DIR / "submissions"
+    write_examples(submissions, DEMO_EXAMPLES)
+    grade(submissions, DEMO_DIR / "grading", workers=2)
 
 
 if __name__ == "__main__":

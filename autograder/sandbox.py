@@ -4,7 +4,7 @@ Inside the sandbox the kernel sees a read-only view of the system, the Python
 installation, the ``ece662`` package, the dataset, its cache and the course
 model, and nothing else: not the source notebooks, the gradebook, other
 students' files or the instructor's home. It may write only to its own
-scratch folder (the notebook's folder) and a private /tmp. It has no network
+scratch folder (the notebook's folder) and a private /var/tmp. It has no network
 (it talks to nbgrader through Unix sockets in its runtime folder).
 """
 import functools
@@ -53,8 +53,12 @@ def kernel_argv(scratch: Path, runtime: Path, readable: list[Path], memory_mb: i
             bwrap += ["--ro-bind-try", path, path]
         for path in [*_python_dirs(), *readable]:
             bwrap += ["--ro-bind", str(path), str(path)]
-        bwrap += ["--bind", str(scratch), str(scratch), "--bind", str(runtime), str(runtime), "--chdir", str(scratch)]
-        env = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
+        bwrap += ["--bind", str(scratch), str(scratch), "--bind", str(runtime), str(runtime), "--chdir", str(scratch),
+                  # the kernel's own temp space; then freeze everything else, including the folders bwrap
+                  # made for the mount points (they lie on its /tmp when the grading folder is under /tmp)
+                  "--tmpfs", "/var/tmp", "--remount-ro", "/", "--remount-ro", "/tmp"]
+        env = {"HOME": "/var/tmp", "TMPDIR": "/var/tmp", "MPLCONFIGDIR": "/var/tmp/matplotlib",
+               "IPYTHONDIR": "/var/tmp/ipython",
                "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "JUPYTER_RUNTIME_DIR": str(runtime),
                "NBGRADER_EXECUTION": "autograde"}
         env.update({key: os.environ[key] for key in _KEPT_ENV if key in os.environ})

@@ -127,6 +127,7 @@ def grade_one(job: dict) -> dict:
     db = course / "gradebook.db"
     shutil.copy(job["template_db"], db)
 
+    os.environ["OMP_NUM_THREADS"] = str(job.get("threads", 1))  # kernels share the cores: no oversubscription
     argv = kernel_argv(scratch, runtime, [Path(p) for p in job["readable"]], job["limits"]["memory_mb"],
                        job["sandbox"])
     write_kernelspec(work / "jupyter", argv)

@@ -94,6 +94,15 @@ class Trace:
         if self.error:
             raise AssertionError(self.error)
 
+    def require_pruning(self):
+        """The function ran and zeroed weights at every level (no credit for a function that does nothing)."""
+        self.require_complete()
+        before = sum(int((v == 0).sum()) for k, v in self.original.items() if k.endswith(".weight"))
+        for level, state in zip(self.levels, self.snapshots):
+            after = sum(int((v == 0).sum()) for k, v in state.items() if k.endswith(".weight"))
+            if after <= before:
+                raise AssertionError(f"After calling your function with {level} no weight is zero: it prunes nothing.")
+
 
 # ---------------------------------------------------------------- unstructured
 
@@ -157,7 +166,7 @@ def _threshold_violation(original: dict, pruned: dict, names) -> str | None:
 
 def assert_global_threshold(trace: Trace):
     """At each step the zeroed weights are the globally smallest |w| (one threshold over all layers)."""
-    trace.require_complete()
+    trace.require_pruning()
     names = trace.convs + trace.linears
     for level, state in zip(trace.levels, trace.snapshots):
         if problem := _threshold_violation(trace.original, state, names):
@@ -170,7 +179,7 @@ def assert_global_threshold(trace: Trace):
 
 def assert_only_weights_changed(trace: Trace):
     """Biases untouched and kept weights keep their original values."""
-    trace.require_complete()
+    trace.require_pruning()
     for level, state in zip(trace.levels, trace.snapshots):
         for key, before in trace.original.items():
             after = state.get(key)

@@ -1,0 +1,274 @@
+"""Example submissions built from the release notebook: correct, wrong, tampering and hostile ones.
+
+``make demo`` grades a few of them; the tests grade all of them and check
+that each loses exactly the points of its bug. Each example fills the
+student cells (between the START/END markers) with its own code, and some
+also change the notebook around them.
+"""
+import json
+from pathlib import Path
+
+import nbformat
+
+from .course import ASSIGNMENT, NOTEBOOK, REPO, RELEASE_DIR
+
+START = "# *****START OF YOUR CODE (DO NOT DELETE/MODIFY THIS LINE)*****"
+END = "# *****END OF YOUR CODE (DO NOT DELETE/MODIFY THIS LINE)*****"
+
+P1_CORRECT = '''
+def prune_unstructured_to(model, target):
+    params = [(layer, 'weight') for _, layer in prunable_layers(model)]
+    current = global_sparsity(model)
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured,
+                              amount=max(0.0, (target - current) / (1 - current)))
+
+unstructured_results = {}
+for level in sparsity_levels:
+    prune_unstructured_to(model, level)
+    unstructured_results[level] = test_model(model, test_data, mode=mode)
+'''
+
+# Correct but different: masks by hand with kthvalue over all weights, written into the weights directly.
+P1_KTHVALUE = '''
+def prune_unstructured_to(model, target):
+    layers = [layer for _, layer in prunable_layers(model)]
+    with torch.no_grad():
+        flat = torch.cat([l.weight.abs().flatten() for l in layers])
+        k = int(round(target * flat.numel()))
+        if k == 0:
+            return model
+        threshold = flat.kthvalue(k).values
+        for l in layers:
+            l.weight[l.weight.abs() <= threshold] = 0.0
+    return model
+
+unstructured_results = {lvl: test_model(prune_unstructured_to(model, lvl), test_data, mode=mode)
+                        for lvl in sparsity_levels}
+'''
+
+# Correct but different: prune.remove after every step. The zeros are then plain weights that rank as the
+# smallest, so the integer amount is the total count of zeros wanted, round(target * N).
+P1_REMOVE = '''
+def prune_unstructured_to(model, target):
+    layers = [layer for _, layer in prunable_layers(model)]
+    total = sum(l.weight.numel() for l in layers)
+    prune.global_unstructured([(l, 'weight') for l in layers], pruning_method=prune.L1Unstructured,
+                              amount=round(target * total))
+    for l in layers:
+        prune.remove(l, 'weight')
+
+unstructured_results = {}
+for level in sparsity_levels:
+    prune_unstructured_to(model, level)
+    unstructured_results[level] = test_model(model, test_data, mode=mode)
+'''
+
+# The classic mistake: 0.1 of the *remaining* weights at every step (ends near 57%).
+P1_INCREMENTAL = P1_CORRECT.replace(
+    "amount=max(0.0, (target - current) / (1 - current)))", "amount=0.1)")
+
+# Cumulative target passed as amount: the steps compound.
+P1_TARGET_AS_AMOUNT = P1_CORRECT.replace(
+    "amount=max(0.0, (target - current) / (1 - current)))", "amount=target)")
+
+# Per-layer pruning where global was asked.
+P1_PER_LAYER = '''
+def prune_unstructured_to(model, target):
+    for _, layer in prunable_layers(model):
+        w = layer.weight
+        current = float((w == 0).float().mean())
+        prune.l1_unstructured(layer, 'weight', amount=max(0.0, (target - current) / (1 - current)))
+
+unstructured_results = {}
+for level in sparsity_levels:
+    prune_unstructured_to(model, level)
+    unstructured_results[level] = test_model(model, test_data, mode=mode)
+'''
+
+P2_CORRECT = '''
+def prune_filters(model, level):
+    for _, layer in prunable_layers(model):
+        if isinstance(layer, nn.Conv2d):
+            prune.ln_structured(layer, name='weight', amount=level, n=2, dim=0)
+
+structured_results = {}
+for level in structured_levels:
+    fresh = load_model(path, mode=mode)
+    prune_filters(fresh, level)
+    structured_results[level] = test_model(fresh, test_data, mode=mode)
+'''
+
+# Correct but different: filter norms and zeroing by hand.
+P2_MANUAL = '''
+def prune_filters(model, level):
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                norms = module.weight.flatten(1).norm(dim=1)
+                k = round(level * len(norms))
+                module.weight[norms.argsort()[:k]] = 0.0
+
+structured_results = {}
+for level in structured_levels:
+    m = load_model(path, mode=mode)
+    prune_filters(m, level)
+    structured_results[level] = test_model(m, test_data, mode=mode)
+'''
+
+# Wrong: also prunes the Linear layers' output rows.
+P2_LINEAR_TOO = P2_CORRECT.replace("        if isinstance(layer, nn.Conv2d):\n    ",
+                                   "        if isinstance(layer, (nn.Conv2d, nn.Linear)):\n    ")
+
+# Wrong: "structured" done with unstructured pruning.
+P2_UNSTRUCTURED = P2_CORRECT.replace(
+    "prune.ln_structured(layer, name='weight', amount=level, n=2, dim=0)",
+    "prune.l1_unstructured(layer, name='weight', amount=level)")
+
+# Tampering: fake evaluation and patched libraries.
+P1_FAKE_TEST_MODEL = P1_CORRECT + '''
+def test_model(model, test_data, mode='torch'):
+    return 0.99
+unstructured_results = {level: test_model(model, test_data) for level in sparsity_levels}
+'''
+P1_PATCHED_LIBRARIES = '''
+def prune_unstructured_to(model, target):
+    pass  # does nothing, then tries to fool the checks
+
+import ece662.pruning_helper, ece662.checks
+prune.global_unstructured = lambda *args, **kwargs: None
+ece662.pruning_helper.global_sparsity = lambda model: 0.8
+for name in dir(ece662.checks):
+    if name.startswith('assert_'):
+        setattr(ece662.checks, name, lambda *args, **kwargs: None)
+unstructured_results = {level: 0.5 for level in sparsity_levels}
+'''
+P1_HARD_CODED = '''
+def prune_unstructured_to(model, target):
+    params = [(layer, 'weight') for _, layer in prunable_layers(model)]
+    current = global_sparsity(model)
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured,
+                              amount=max(0.0, (target - current) / (1 - current)))
+
+for level in sparsity_levels:
+    prune_unstructured_to(model, level)
+unstructured_results = {level: round(base_acc - 0.002 * i, 4) for i, level in enumerate(sparsity_levels)}
+'''
+
+# Hostile code that runs in the grading kernel.
+LOOP_FOREVER = "\nwhile True:\n    pass\n"
+KILL_KERNEL = "\nimport os\nos._exit(1)\n"
+MEMORY_HOG = "\nhog = bytearray(64 * 2**30)\n"
+SNOOP = r'''
+import glob, os, sqlite3
+found = []
+for pattern in ['../../../gradebook.db', '../../../../gradebook.db', '../../../../template/gradebook.db',
+                '{repo}/assignment/*/*.ipynb', '../../../submitted/*/*/*.ipynb', '../../../../work/*/course/gradebook.db',
+                '/root/*', os.path.expanduser('~') + '/.bash_history']:
+    for p in glob.glob(pattern):
+        try:
+            with open(p, 'rb') as f:
+                f.read(16)
+            found.append(p)
+        except OSError:
+            pass
+print('READABLE:', found)
+written = []
+for p in ['../../../gradebook.db', '../../../../grades.csv', '/tmp/../{repo}/HACKED', '../HACKED']:
+    try:
+        with open(p, 'ab') as f:
+            f.write(b'x')
+        written.append(p)
+    except OSError:
+        pass
+print('WRITABLE:', written)
+for db in glob.glob('../../../gradebook.db'):
+    try:
+        sqlite3.connect(db).execute('UPDATE grade SET manual_score = 100').connection.commit()
+        print('GRADES CHANGED')
+    except Exception as exc:
+        print('update failed:', exc)
+'''
+
+
+def release_notebook():
+    return nbformat.read(REPO / RELEASE_DIR / ASSIGNMENT / NOTEBOOK, as_version=4)
+
+
+def fill(nb, part1: str | None = None, part2: str | None = None):
+    for cell in nb.cells:
+        if cell.get("id") == "part1_code" and part1 is not None:
+            cell.source = START + part1 + END
+        if cell.get("id") == "part2_code" and part2 is not None:
+            cell.source = START + part2 + END
+    return nb
+
+
+def insert_after(nb, cell_id: str, code: str):
+    index = next(i for i, c in enumerate(nb.cells) if c.get("id") == cell_id)
+    nb.cells.insert(index + 1, nbformat.v4.new_code_cell(code))
+    return nb
+
+
+def _drop(nb, cell_id):
+    nb.cells = [c for c in nb.cells if c.get("id") != cell_id]
+    return nb
+
+
+def _rename(nb, cell_id, new_id):
+    for c in nb.cells:
+        if c.get("id") == cell_id:
+            c.metadata.nbgrader["grade_id"] = new_id
+            c.source = "print('my own test')"
+            c.id = new_id
+    return nb
+
+
+def _answer(nb):
+    for c in nb.cells:
+        if c.get("id") in ("q1_answer", "q2_answer"):
+            c.source = "Accuracy stays flat, then drops; dropout is random and temporary, pruning permanent."
+    return nb
+
+
+def correct():
+    return _answer(fill(release_notebook(), P1_CORRECT, P2_CORRECT))
+
+
+EXAMPLES = {
+    # name: function building the notebook (or bytes for files that are not notebooks)
+    "correct": correct,
+    "correct_kthvalue_manual": lambda: fill(release_notebook(), P1_KTHVALUE, P2_MANUAL),
+    "correct_prune_remove": lambda: fill(release_notebook(), P1_REMOVE, P2_CORRECT),
+    "blank": release_notebook,
+    "wrong_incremental_fraction": lambda: fill(release_notebook(), P1_INCREMENTAL, P2_CORRECT),
+    "wrong_target_as_amount": lambda: fill(release_notebook(), P1_TARGET_AS_AMOUNT, P2_CORRECT),
+    "wrong_per_layer": lambda: fill(release_notebook(), P1_PER_LAYER, P2_CORRECT),
+    "wrong_structured_hits_linear": lambda: fill(release_notebook(), P1_CORRECT, P2_LINEAR_TOO),
+    "wrong_structured_is_unstructured": lambda: fill(release_notebook(), P1_CORRECT, P2_UNSTRUCTURED),
+    "tamper_fake_test_model": lambda: fill(release_notebook(), P1_FAKE_TEST_MODEL, P2_CORRECT),
+    "tamper_patched_libraries": lambda: fill(release_notebook(), P1_PATCHED_LIBRARIES, P2_CORRECT),
+    "tamper_hard_coded_results": lambda: fill(release_notebook(), P1_HARD_CODED, P2_CORRECT),
+    "hostile_infinite_loop": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT + LOOP_FOREVER),
+    "hostile_kills_kernel": lambda: fill(release_notebook(), P1_CORRECT, KILL_KERNEL + P2_CORRECT),
+    "hostile_memory_hog": lambda: insert_after(correct(), "part1_code", MEMORY_HOG),
+    "hostile_deletes_test_cell": lambda: _drop(correct(), "test_part1_global"),
+    "hostile_renames_grade_id": lambda: _rename(correct(), "test_part2_scope", "my_renamed_test"),
+    "hostile_snoops": lambda: insert_after(correct(), "setup", SNOOP.replace("{repo}", str(REPO))),
+    "invalid_corrupted_json": lambda: nbformat.writes(correct())[:2000].encode(),
+    "invalid_not_a_notebook": lambda: b"%PDF-1.4 this is a scanned pdf, not a notebook",
+}
+
+
+def write_examples(folder: Path, names=None) -> dict[str, Path]:
+    """Write the chosen examples as ``<name>.ipynb`` (a 'not a notebook' one as ``.pdf``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name in names or EXAMPLES:
+        content = EXAMPLES[name]()
+        path = folder / (f"{name}.pdf" if name == "invalid_not_a_notebook" else f"{name}.ipynb")
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(json.dumps(content, indent=1))
+        written[name] = path
+    return written

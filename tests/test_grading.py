@@ -1,0 +1,155 @@
+"""Autograding through nbgrader: every example submission gets exactly the intended score.
+
+One session-wide run of the grading pipeline grades all examples in
+autograder/examples.py (correct, wrong, tampering, hostile, invalid) with two
+workers; the tests below read its results, CSV, feedback and gradebook.
+"""
+import csv
+import shutil
+import sqlite3
+import zipfile
+
+import nbformat
+import pytest
+
+from autograder.course import REPO
+from autograder.examples import EXAMPLES, write_examples
+from autograder.pipeline import Limits, grade
+from autograder.sandbox import sandbox_unavailable_reason
+
+PART1 = {"test_part1_cumulative": 3, "test_part1_global": 3, "test_part1_weights_only": 1,
+         "test_part1_final_model": 1, "test_part1_accuracies": 2}
+PART2 = {"test_part2_filters": 5, "test_part2_scope": 2, "test_part2_accuracies": 3}
+FULL = {**PART1, **PART2}
+LIMITS = Limits(cell_timeout=40, notebook_timeout=400, memory_mb=6144)
+
+# Tests each example must FAIL (all other autograded tests must pass), and the status it must get.
+EXPECTED = {
+    "correct": (set(), "graded"),
+    "correct_kthvalue_manual": (set(), "graded"),
+    "correct_prune_remove": (set(), "graded"),
+    "blank": (set(FULL), "graded"),
+    "wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model"}, "graded"),
+    "wrong_target_as_amount": ({"test_part1_cumulative", "test_part1_final_model"}, "graded"),
+    "wrong_per_layer": ({"test_part1_global", "test_part1_final_model"}, "graded"),
+    "wrong_structured_hits_linear": ({"test_part2_scope"}, "graded"),
+    "wrong_structured_is_unstructured": (set(PART2), "graded"),
+    # the fake test_model stays defined, so Part 2's recorded accuracies are fake too
+    "tamper_fake_test_model": ({"test_part1_accuracies", "test_part2_accuracies"}, "graded"),
+    "tamper_patched_libraries": (set(PART1), "graded"),
+    "tamper_hard_coded_results": ({"test_part1_accuracies"}, "graded"),
+    "hostile_infinite_loop": (set(), "timed out"),
+    "hostile_kills_kernel": (set(PART2), "crashed"),
+    "hostile_memory_hog": (set(), "graded"),
+    "hostile_deletes_test_cell": (set(), "graded"),
+    "hostile_renames_grade_id": (set(), "graded"),
+    "hostile_snoops": (set(), "graded"),
+    "invalid_corrupted_json": (set(FULL), "invalid notebook"),
+    "invalid_not_a_notebook": (set(FULL), "invalid notebook"),
+}
+
+
+@pytest.fixture(scope="session")
+def graded(course_env, tmp_path_factory):
+    base = tmp_path_factory.mktemp("grading")
+    write_examples(base / "submissions")
+    results = grade(base / "submissions", base / "out", workers=2, limits=LIMITS, verbose=True)
+    return base, {r["student"]: r for r in results}
+
+
+def test_every_example_is_covered():
+    assert set(EXPECTED) == set(EXAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_gets_exactly_its_points(graded, name):
+    _, results = graded
+    failing, status = EXPECTED[name]
+    result = results[name]
+    assert result["status"] == status, result.get("detail")
+    expected = {gid: 0.0 if gid in failing else float(points) for gid, points in FULL.items()}
+    assert {gid: result["scores"].get(gid) for gid in FULL} == expected, result.get("detail")
+
+
+def test_messages_explain_the_classic_mistakes(graded):
+    base, _ = graded
+    feedback = (base / "out" / "feedback" / "wrong_incremental_fraction.html").read_text()
+    assert "STILL UNPRUNED" in feedback and "57%" in feedback
+    assert "per-layer pruning" in (base / "out" / "feedback" / "wrong_per_layer.html").read_text()
+    assert "Linear layer" in (base / "out" / "feedback" / "wrong_structured_hits_linear.html").read_text()
+
+
+def test_feedback_never_shows_hidden_tests(graded):
+    base, results = graded
+    for name in ("correct", "wrong_per_layer", "tamper_patched_libraries"):
+        html = (base / "out" / "feedback" / f"{name}.html").read_text()
+        assert "BEGIN HIDDEN TESTS" not in html
+        assert "UNSTRUCTURED_LEVELS" not in html and "assert_smallest_filters" not in html
+        assert "assert_cumulative_sparsity" in html  # the public checks are shown
+
+
+def test_grades_csv(graded):
+    base, _ = graded
+    with open(base / "out" / "grades.csv") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f)}
+    assert set(rows) == set(EXPECTED)
+    assert rows["correct"]["part1 (/10)"] == "10" and rows["correct"]["part2 (/10)"] == "10"
+    assert rows["correct"]["q1 (/5)"] == ""  # waits for manual grading
+    assert rows["blank"]["q1 (/5)"] == "0"  # unanswered: nbgrader scores it 0
+    assert rows["wrong_structured_hits_linear"]["autograded (/20)"] == "18"
+    assert rows["hostile_kills_kernel"]["status"] == "crashed"
+
+
+def test_merged_gradebook_holds_everyone_with_the_same_scores(graded):
+    from nbgrader.api import Gradebook
+
+    base, results = graded
+    with Gradebook(f"sqlite:///{base / 'out' / 'gradebook.db'}") as gb:
+        students = {s.id for s in gb.students}
+        correct = gb.find_submission("pruning", "correct")
+        score = correct.score
+    graded_students = {n for n, r in results.items() if r["status"] != "invalid notebook"}
+    assert graded_students <= students
+    assert score == 20.0
+
+
+def test_sandbox_hides_solutions_gradebook_and_host(graded):
+    if sandbox_unavailable_reason():
+        pytest.skip(sandbox_unavailable_reason())
+    base, results = graded
+    nb_path = base / "out" / "work" / "hostile_snoops" / "course" / "autograded" / "hostile_snoops" / "pruning"
+    cells = nbformat.read(nb_path / "pruning.ipynb", as_version=4).cells
+    text = "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs)
+    assert "READABLE: []" in text and "WRITABLE: []" in text and "GRADES CHANGED" not in text
+    assert not (REPO / "HACKED").exists() and not (nb_path.parent / "HACKED").exists()
+    con = sqlite3.connect(base / "out" / "gradebook.db")
+    assert con.execute("SELECT COUNT(*) FROM grade WHERE manual_score = 100").fetchone()[0] == 0
+    assert results["hostile_snoops"]["sandboxed"] is True
+
+
+def test_rerun_is_idempotent_and_regrades_only_what_changed(graded, capsys):
+    base, results = graded
+    subs, out = base / "submissions", base / "out"
+    before = {p.name: p.read_text() for p in (out / "results").glob("*.json")}
+    shutil.copy(subs / "correct.ipynb", subs / "wrong_per_layer.ipynb")  # the student resubmits a fix
+    (subs / "blank.ipynb").unlink()  # and one submission is withdrawn
+    again = {r["student"]: r for r in grade(subs, out, workers=2, limits=LIMITS, verbose=True)}
+    assert "1 graded now" in capsys.readouterr().out
+    assert sum(again["wrong_per_layer"]["scores"][g] for g in FULL) == 20
+    assert "blank" not in again
+    for name, text in before.items():
+        if name not in ("wrong_per_layer.json", "blank.json"):
+            assert (out / "results" / name).read_text() == text
+
+
+def test_lms_zip(course_env, tmp_path):
+    write_examples(tmp_path / "files", ["correct", "blank"])
+    archive = tmp_path / "submissions.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(tmp_path / "files" / "correct.ipynb", "doejane_12345_67890_pruning.ipynb")
+        z.write(tmp_path / "files" / "blank.ipynb", "smithj_late_222_333_pruning-1.ipynb")
+        z.writestr("__MACOSX/._junk", b"junk")
+    results = {r["student"]: r for r in grade(archive, tmp_path / "out", workers=2, limits=LIMITS, verbose=False)}
+    assert set(results) == {"doejane", "smithj"}
+    assert sum(results["doejane"]["scores"][g] for g in FULL) == 20
+    assert sum(results["smithj"]["scores"][g] for g in FULL) == 0
