@@ -189,6 +189,17 @@ for db in glob.glob('../../../gradebook.db'):
         print('update failed:', exc)
 '''
 
+# Tries to change a grading file the kernel can reach: read-only in the sandbox, detected without it.
+EDIT_MODEL = r'''
+from ece662.pruning_helper import model_path
+try:
+    with open(model_path('torch'), 'ab') as f:
+        f.write(b'tampered')
+    print('MODEL CHANGED')
+except OSError as exc:
+    print('model is read-only:', exc)
+'''
+
 
 def release_notebook():
     return nbformat.read(REPO / RELEASE_DIR / ASSIGNMENT / NOTEBOOK, as_version=4)
@@ -254,6 +265,7 @@ EXAMPLES = {
     "hostile_deletes_test_cell": lambda: _drop(correct(), "test_part1_global"),
     "hostile_renames_grade_id": lambda: _rename(correct(), "test_part2_scope", "my_renamed_test"),
     "hostile_snoops": lambda: insert_after(correct(), "setup", SNOOP.replace("{repo}", str(REPO))),
+    "hostile_edits_model": lambda: insert_after(correct(), "setup", EDIT_MODEL),
     "invalid_corrupted_json": lambda: nbformat.writes(correct())[:2000].encode(),
     "invalid_not_a_notebook": lambda: b"%PDF-1.4 this is a scanned pdf, not a notebook",
 }

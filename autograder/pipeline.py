@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from .collect import DEFAULT_NAME_PATTERN, collect
 from .course import ASSIGNMENT, NOTEBOOK, REPO, SOURCE_DIR, generate_release
 from .sandbox import sandbox_unavailable_reason
-from .worker import STATUS_CRASHED, STATUS_TIMED_OUT, template_cells
+from .worker import STATUS_CRASHED, STATUS_TAMPERED, STATUS_TIMED_OUT, template_cells
 
 WORKER_SLACK_S = 180  # on top of the notebook limit: kernel start, nbgrader, feedback
 
@@ -76,6 +76,15 @@ def readable_paths() -> list[Path]:
     return sorted(paths)
 
 
+def guarded_paths() -> list[Path]:
+    """What a submission must not change: the ece662 package, the course model and the data cache."""
+    import ece662
+    from ece662 import data_utils
+    from ece662.pruning_helper import model_path
+
+    return [Path(ece662.__file__).resolve().parent, model_path("torch").resolve(), data_utils.cache_dir().resolve()]
+
+
 def _job_key(submission: Path, limits: Limits, sandbox: bool) -> str:
     h = hashlib.sha256(submission.read_bytes())
     h.update(_source_notebook().read_bytes())
@@ -88,28 +97,32 @@ def _fallback_result(student, cells, status, detail):
             "max_scores": cells}
 
 
-def _run_worker(student: str, submission: Path, out: Path, template_db: Path, readable, limits: Limits,
-                sandbox: bool, cells: dict, workers: int) -> dict:
+def run_worker(student: str, submission: Path, out: Path, template_db: Path, readable, limits: Limits,
+               sandbox: bool, cells: dict, threads: int) -> dict:
+    """Grade one submission in an ``autograder.worker`` process under a hard wall-clock limit."""
     work, result_file = out / "work" / student, out / "results" / f"{student}.json"
     job = {"student": student, "submission": str(submission.resolve()), "workdir": str(work),
            "template_db": str(template_db), "sandbox": sandbox, "readable": [str(p) for p in readable],
-           "limits": asdict(limits), "result": str(result_file),
-           "threads": max(1, (os.cpu_count() or 1) // workers)}
+           "guarded": [str(p) for p in guarded_paths()],
+           "limits": asdict(limits), "result": str(result_file), "threads": threads}
+    for sub in ("jobs", "results", "logs"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
     job_file = out / "jobs" / f"{student}.json"
     job_file.write_text(json.dumps(job, indent=1))
     result_file.unlink(missing_ok=True)
     log = out / "logs" / f"{student}.log"
+    limit = limits.notebook_timeout + WORKER_SLACK_S
     with open(log, "w") as log_handle:
         proc = subprocess.Popen([sys.executable, "-m", "autograder.worker", str(job_file)], stdout=log_handle,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd=out)
         try:
-            proc.wait(timeout=limits.notebook_timeout + WORKER_SLACK_S)
+            proc.wait(timeout=limit)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
-            return _fallback_result(student, cells, STATUS_TIMED_OUT,
-                                    f"grading did not finish within {limits.notebook_timeout + WORKER_SLACK_S} s")
-    if proc.returncode != 0 or not result_file.is_file():
+            if not result_file.is_file():
+                return _fallback_result(student, cells, STATUS_TIMED_OUT, f"grading did not finish within {limit} s")
+    if not result_file.is_file():
         tail = log.read_text(errors="replace")[-1500:]
         return _fallback_result(student, cells, STATUS_CRASHED, f"the grading worker failed (see {log}): {tail}")
     return json.loads(result_file.read_text())
@@ -190,8 +203,9 @@ def grade(submissions, out, workers: int = 2, limits: Limits = Limits(), sandbox
 
     with ThreadPoolExecutor(max(1, workers)) as pool, \
             tqdm(total=len(todo), desc="grading", unit="nb", disable=not verbose) as bar:
-        futures = {pool.submit(_run_worker, s, p, out, template_db, readable, limits, use_sandbox, cells, workers): (s, k)
-                   for s, p, k in todo}
+        threads = max(1, (os.cpu_count() or 1) // workers)  # kernels share the cores: no oversubscription
+        futures = {pool.submit(run_worker, s, p, out, template_db, readable, limits, use_sandbox, cells, threads):
+                   (s, k) for s, p, k in todo}
         for future in as_completed(futures):
             student, key = futures[future]
             result = future.result()
@@ -228,5 +242,9 @@ def print_summary(results, cells, out, sandboxed, reason, seconds, graded_now):
     print(f"\n{len(results)} submissions ({graded_now} graded now, {len(results) - graded_now} unchanged) in "
           f"{seconds:.0f} s: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     print("sandbox: " + ("bubblewrap (read-only view, no network)" if sandboxed else f"NONE - {reason or 'disabled'}"))
+    tampered = [r["student"] for r in results if r["status"] == STATUS_TAMPERED]
+    if tampered:
+        print(f"WARNING: {', '.join(tampered)} changed grading files (see grades.csv); restore them "
+              "(`git checkout ece662/`, retrain or copy back the model) and regrade everyone with --force.")
     print(f"grades: {out / 'grades.csv'}\nfeedback: {out / 'feedback'}\ngradebook: {out / 'gradebook.db'} "
           "(manual grading: Inline Questions 1 and 2)")

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,10 +22,12 @@ import nbformat
 from .course import ASSIGNMENT, NOTEBOOK, base_config, ensure_tools_on_path
 from .execute import KERNEL_DIED_ERROR, TIME_LIMIT_ERROR, LimitedExecute
 from .feedback import FEEDBACK_PREPROCESSORS
+from .integrity import changed_files, fingerprint
 from .sandbox import KERNEL_NAME, kernel_argv, write_kernelspec
 
 NOTEBOOK_ID = Path(NOTEBOOK).stem
 STATUS_GRADED, STATUS_TIMED_OUT, STATUS_CRASHED, STATUS_INVALID = "graded", "timed out", "crashed", "invalid notebook"
+STATUS_TAMPERED = "tampered"
 
 
 def template_cells(template_db: Path) -> tuple[dict, set]:
@@ -66,7 +69,7 @@ def repair(nb, known: set) -> list[str]:
     return notes
 
 
-def autograde_config(course: Path, db: Path, limits: dict):
+def autograde_config(course: Path, db: Path, runtime: Path, limits: dict):
     c = base_config(course, db)
     c.CourseDirectory.source_directory = "source"  # empty: the kernel's course holds no source notebooks
     c.Autograde.autograde_preprocessors = [
@@ -77,8 +80,8 @@ def autograde_config(course: Path, db: Path, limits: dict):
     c.LimitedExecute.startup_timeout = 120
     c.OverwriteCells.add_missing_cells = True
     c.KernelManager.transport = "ipc"
-    c.KernelManager.ip = str(course / "runtime" / "kernel")
-    c.KernelManager.connection_file = str(course / "runtime" / "connection.json")
+    c.KernelManager.ip = str(runtime / "kernel")
+    c.KernelManager.connection_file = str(runtime / "connection.json")
     c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
     return c
 
@@ -101,9 +104,7 @@ def status_of(nb) -> tuple[str, str]:
 
 
 def grade_one(job: dict) -> dict:
-    from nbgrader.api import Gradebook
-    from nbgrader.apps import NbGraderAPI
-
+    """Autograde ``job['submission']`` in a fresh private course under ``job['workdir']``; returns the result."""
     started = time.monotonic()
     student, submission, work = job["student"], Path(job["submission"]), Path(job["workdir"])
     cells, known_ids = template_cells(Path(job["template_db"]))
@@ -120,29 +121,51 @@ def grade_one(job: dict) -> dict:
     course = work / "course"
     submitted = course / "submitted" / student / ASSIGNMENT
     scratch = course / "autograded" / student / ASSIGNMENT
-    runtime = course / "runtime"
-    for folder in (course / "source" / ASSIGNMENT, submitted, scratch, runtime):
+    for folder in (course / "source" / ASSIGNMENT, submitted, scratch):
         folder.mkdir(parents=True)
     nbformat.write(nb, submitted / NOTEBOOK)
+    # The kernel's sockets live here: a Unix socket path may not exceed ~107 bytes, so this folder must not
+    # grow with the output folder's depth or the student id.
+    runtime = Path(tempfile.mkdtemp(prefix="ece662-kernel-"))
+    before = fingerprint(job["guarded"])
+    try:
+        _autograde(result, course, scratch, runtime, job, notes)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+    if changed := changed_files(before, fingerprint(job["guarded"])):
+        result.update(status=STATUS_TAMPERED, scores={k: 0.0 if k.startswith("test_") else v
+                                                      for k, v in result["scores"].items()},
+                      detail=f"the notebook changed grading files, so its automatic tests count zero: "
+                             f"{', '.join(changed[:5])}" + (f" and {len(changed) - 5} more" if len(changed) > 5 else ""))
+    result["seconds"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def _autograde(result: dict, course: Path, scratch: Path, runtime: Path, job: dict, notes: list) -> None:
+    """Run nbgrader's autograde and feedback on the prepared course; fills in ``result``."""
+    from nbgrader.api import Gradebook
+    from nbgrader.apps import NbGraderAPI
+
+    student, cells = result["student"], result["max_scores"]
     db = course / "gradebook.db"
     shutil.copy(job["template_db"], db)
 
-    os.environ["OMP_NUM_THREADS"] = str(job.get("threads", 1))  # kernels share the cores: no oversubscription
+    os.environ["OMP_NUM_THREADS"] = str(job["threads"])
     argv = kernel_argv(scratch, runtime, [Path(p) for p in job["readable"]], job["limits"]["memory_mb"],
                        job["sandbox"])
-    write_kernelspec(work / "jupyter", argv)
-    os.environ["JUPYTER_PATH"] = str(work / "jupyter")
+    write_kernelspec(course.parent / "jupyter", argv)
+    os.environ["JUPYTER_PATH"] = str(course.parent / "jupyter")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
     ensure_tools_on_path()
 
-    api = NbGraderAPI(config=autograde_config(course, db, job["limits"]))
+    api = NbGraderAPI(config=autograde_config(course, db, runtime, job["limits"]))
     outcome = api.autograde(ASSIGNMENT, student, force=True, create=True)
     graded_nb = scratch / NOTEBOOK
     if not outcome["success"] or not graded_nb.is_file():
         log = (outcome.get("error") or outcome.get("log") or "")[-2000:]
         result.update(status=STATUS_CRASHED, detail="nbgrader could not autograde this notebook: " + log,
                       scores={k: 0.0 for k in cells})
-        return result
+        return
     result["status"], result["detail"] = status_of(nbformat.read(graded_nb, as_version=4))
     result["detail"] = "; ".join(filter(None, [result["detail"], *notes]))
     with Gradebook(f"sqlite:///{db}") as gb:
@@ -153,8 +176,6 @@ def grade_one(job: dict) -> dict:
     html = course / "feedback" / student / ASSIGNMENT / (NOTEBOOK_ID + ".html")
     if feedback["success"] and html.is_file():
         result["feedback"] = str(html)
-    result["seconds"] = round(time.monotonic() - started, 1)
-    return result
 
 
 def main(argv=None) -> int:
@@ -168,4 +189,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    # The result is saved: leave now, without waiting for threads a dead kernel's client may have left behind.
+    os._exit(code)

@@ -5,6 +5,7 @@ autograder/examples.py (correct, wrong, tampering, hostile, invalid) with two
 workers; the tests below read its results, CSV, feedback and gradebook.
 """
 import csv
+import os
 import shutil
 import sqlite3
 import zipfile
@@ -44,15 +45,21 @@ EXPECTED = {
     "hostile_deletes_test_cell": (set(), "graded"),
     "hostile_renames_grade_id": (set(), "graded"),
     "hostile_snoops": (set(), "graded"),
+    "hostile_edits_model": (set(), "graded"),  # read-only in the sandbox; see the unsandboxed test below
     "invalid_corrupted_json": (set(FULL), "invalid notebook"),
     "invalid_not_a_notebook": (set(FULL), "invalid notebook"),
 }
 
 
+SANDBOXED = sandbox_unavailable_reason() is None
+NEEDS_SANDBOX = {"hostile_edits_model", "hostile_snoops"}
+
+
 @pytest.fixture(scope="session")
 def graded(course_env, tmp_path_factory):
     base = tmp_path_factory.mktemp("grading")
-    write_examples(base / "submissions")
+    # without a sandbox the model-editing example would really change the model the others are graded with
+    write_examples(base / "submissions", [n for n in EXAMPLES if n not in NEEDS_SANDBOX or SANDBOXED])
     results = grade(base / "submissions", base / "out", workers=2, limits=LIMITS, verbose=True)
     return base, {r["student"]: r for r in results}
 
@@ -64,6 +71,8 @@ def test_every_example_is_covered():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_example_gets_exactly_its_points(graded, name):
     _, results = graded
+    if name in NEEDS_SANDBOX and not SANDBOXED:
+        pytest.skip(sandbox_unavailable_reason())
     failing, status = EXPECTED[name]
     result = results[name]
     assert result["status"] == status, result.get("detail")
@@ -92,7 +101,7 @@ def test_grades_csv(graded):
     base, _ = graded
     with open(base / "out" / "grades.csv") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
-    assert set(rows) == set(EXPECTED)
+    assert set(rows) == {n for n in EXPECTED if n not in NEEDS_SANDBOX or SANDBOXED}
     assert rows["correct"]["part1 (/10)"] == "10" and rows["correct"]["part2 (/10)"] == "10"
     assert rows["correct"]["q1 (/5)"] == ""  # waits for manual grading
     assert rows["blank"]["q1 (/5)"] == "0"  # unanswered: nbgrader scores it 0
@@ -149,7 +158,25 @@ def test_lms_zip(course_env, tmp_path):
         z.write(tmp_path / "files" / "correct.ipynb", "doejane_12345_67890_pruning.ipynb")
         z.write(tmp_path / "files" / "blank.ipynb", "smithj_late_222_333_pruning-1.ipynb")
         z.writestr("__MACOSX/._junk", b"junk")
-    results = {r["student"]: r for r in grade(archive, tmp_path / "out", workers=2, limits=LIMITS, verbose=False)}
+    # an output folder deeper than a Unix socket path may be long: the kernels' sockets must not live in it
+    out = tmp_path / ("deep-output-folder-" * 6) / "out"
+    assert len(str(out)) > 110
+    results = {r["student"]: r for r in grade(archive, out, workers=2, limits=LIMITS, verbose=False)}
     assert set(results) == {"doejane", "smithj"}
     assert sum(results["doejane"]["scores"][g] for g in FULL) == 20
     assert sum(results["smithj"]["scores"][g] for g in FULL) == 0
+
+
+def test_unsandboxed_tampering_is_detected(course_env, tmp_path, monkeypatch):
+    models = tmp_path / "models"  # a copy: the example really appends to the model file
+    models.mkdir()
+    shutil.copy(course_env, models / "torch.model")
+    monkeypatch.setenv("ECE662_MODEL_DIR", str(models))
+    write_examples(tmp_path / "subs", ["hostile_edits_model", "correct"])
+    results = {r["student"]: r for r in grade(tmp_path / "subs", tmp_path / "out", workers=1, limits=LIMITS,
+                                               sandbox="off", verbose=False)}
+    tampered = results["hostile_edits_model"]
+    assert tampered["status"] == "tampered" and str(models / "torch.model") in tampered["detail"]
+    assert all(tampered["scores"][g] == 0 for g in FULL)
+    # graded first (one worker, sorted order), with the model intact: no false alarm
+    assert results["correct"]["status"] == "graded" and sum(results["correct"]["scores"][g] for g in FULL) == 20
