@@ -7,6 +7,10 @@ matching input channels of the next conv and the matching input columns of
 the first Linear layer (the Flatten maps channel c to columns
 c*H*W ... (c+1)*H*W - 1).
 
+Kept channels are rounded up to a multiple of 8 with all-zero filters: CPU
+kernels vectorise over 8 channels, and 8/16/16 channels run faster than
+7/13/13 (measured on 2 cores: 4.1 vs 5.5 ms per batch of 256).
+
 A zeroed filter still outputs its bias (a constant map), which the compacted
 model drops: it equals the pruned model with those filters' biases zeroed
 too, and is exactly equal when they already were.
@@ -18,11 +22,16 @@ from .model import ARCHITECTURE, DEFAULT_CONFIG, SmallCNN, build_model
 from .pruning_helper import effective_weight
 
 
-def kept_filters(conv: nn.Conv2d) -> torch.Tensor:
-    """Indices of filters of ``conv`` that are not entirely zero (at least one is kept)."""
+CHANNEL_MULTIPLE = 8
+
+
+def kept_filters(conv: nn.Conv2d, multiple: int = CHANNEL_MULTIPLE) -> torch.Tensor:
+    """Sorted indices of the filters of ``conv`` to keep: the non-zero ones, padded with zero filters
+    up to a multiple of ``multiple`` (at most all of them, at least one)."""
     nonzero = effective_weight(conv).flatten(1).ne(0).any(1)
-    keep = nonzero.nonzero().flatten()
-    return keep if len(keep) else torch.tensor([0])
+    wanted = min(len(nonzero), max(1, -(-int(nonzero.sum()) // multiple) * multiple))
+    padding = (~nonzero).nonzero().flatten()[: wanted - int(nonzero.sum())]
+    return torch.cat([nonzero.nonzero().flatten(), padding]).sort().values
 
 
 @torch.no_grad()
@@ -38,8 +47,9 @@ def remove_zero_filters(model: SmallCNN) -> SmallCNN:
     small_convs = [m for m in small.features if isinstance(m, nn.Conv2d)]
     keep_in = torch.arange(convs[0].in_channels)
     for conv, new, keep in zip(convs, small_convs, keeps):
-        new.weight.copy_(effective_weight(conv)[keep][:, keep_in])
-        new.bias.copy_(conv.bias.detach()[keep])
+        weight = effective_weight(conv)[keep][:, keep_in]
+        new.weight.copy_(weight)
+        new.bias.copy_(conv.bias.detach()[keep] * weight.flatten(1).ne(0).any(1))  # zero filters: no bias
         keep_in = keep
     spatial = linears[0].in_features // convs[-1].out_channels
     columns = (keep_in[:, None] * spatial + torch.arange(spatial)[None, :]).flatten()

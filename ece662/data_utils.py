@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from tqdm.auto import tqdm
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -134,48 +134,80 @@ def active_dataset() -> dict | None:
     return _active_dataset
 
 
-def _decode_chunk(args):
-    """Worker: decode PNGs into rows of the cache file; returns the unreadable files."""
+def _read_image(path: str) -> np.ndarray:
+    """One image as uint8 (32, 32, 3) RGB.
+
+    PNGs are parsed directly (PIL's format probing costs about 10% of the
+    decode); a file that is not a PNG after all goes through ``Image.open``.
+    """
+    with open(path, "rb") as f:
+        try:
+            img = PngImagePlugin.PngImageFile(f)
+        except SyntaxError:
+            f.seek(0)
+            img = Image.open(f)
+        with img:
+            image = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+    if image.shape != IMAGE_SHAPE:
+        raise ValueError(f"image is {image.shape[1]}x{image.shape[0]}, expected 32x32")
+    return image
+
+
+def _decode_chunk(args) -> tuple[int, list[str]]:
+    """Worker: decode PNGs into rows of the cache file; returns how many and the files that could not be read.
+
+    The rows land in the shared page cache; the parent flushes the file once at the end (a flush per chunk
+    would write the whole file back each time).
+    """
     cache_file, split_dir, start, paths = args
     out = np.load(cache_file, mmap_mode="r+")
     bad = []
     for i, rel in enumerate(paths):
         path = os.path.join(split_dir, rel)
         try:
-            with Image.open(path) as img:
-                img.load()
-                if img.size != IMAGE_SHAPE[:2]:
-                    raise ValueError(f"image is {img.size[0]}x{img.size[1]}, expected 32x32")
-                out[start + i] = np.asarray(img.convert("RGB"))
+            out[start + i] = _read_image(path)
         except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... name them all
             bad.append(f"{path}: {exc}")
-    out.flush()
     return len(paths), bad
 
 
-def _build_split_cache(root: Path, split: str, order, target: Path, workers: int, verbose: bool):
+class _DecoderPool:
+    """Decoding processes shared by all splits of one load, started only if a cache must be built."""
+
+    def __init__(self, workers: int):
+        self.workers, self._pool = workers, None
+
+    def map(self, fn, jobs):
+        if self.workers <= 1 or len(jobs) <= 1:
+            return map(fn, jobs)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers)
+        return self._pool.map(fn, jobs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+
+def _build_split_cache(root: Path, split: str, order, target: Path, pool: _DecoderPool, verbose: bool):
     """Decode one split into ``target/<split>-X.npy`` and ``-y.npy`` via temporary files."""
     split_dir = root / SPLIT_FOLDERS[split]
     tmp_x = target / f".{split}-X.{os.getpid()}.tmp.npy"
     tmp_y = target / f".{split}-y.{os.getpid()}.tmp.npy"
     try:
-        np.lib.format.open_memmap(tmp_x, mode="w+", dtype=np.uint8, shape=(len(order), *IMAGE_SHAPE)).flush()
+        X = np.lib.format.open_memmap(tmp_x, mode="w+", dtype=np.uint8, shape=(len(order), *IMAGE_SHAPE))
         np.save(tmp_y, np.array([label for _, label in order], dtype=np.int64))
         paths = [rel for rel, _ in order]
         chunk = 1000
         jobs = [(str(tmp_x), str(split_dir), s, paths[s:s + chunk]) for s in range(0, len(paths), chunk)]
         bad = []
         with tqdm(total=len(paths), desc=f"decoding {split} PNGs", unit="img", disable=not verbose) as bar:
-            if workers > 1 and len(jobs) > 1:
-                with ProcessPoolExecutor(workers) as pool:
-                    for done, errors in pool.map(_decode_chunk, jobs):
-                        bar.update(done)
-                        bad += errors
-            else:
-                for job in jobs:
-                    done, errors = _decode_chunk(job)
-                    bar.update(done)
-                    bad += errors
+            for done, errors in pool.map(_decode_chunk, jobs):
+                bar.update(done)
+                bad += errors
         if bad:
             shown = "\n  ".join(bad[:10])
             more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
@@ -184,6 +216,8 @@ def _build_split_cache(root: Path, split: str, order, target: Path, workers: int
                 "Re-download the dataset (python -m ece662.datasets download) or replace/delete these files. "
                 "Nothing was cached; the dataset folder was not changed."
             )
+        X.flush()
+        del X
         os.replace(tmp_x, target / f"{split}-X.npy")
         os.replace(tmp_y, target / f"{split}-y.npy")
     finally:
@@ -191,7 +225,7 @@ def _build_split_cache(root: Path, split: str, order, target: Path, workers: int
             tmp.unlink(missing_ok=True)
 
 
-def _load_split(root: Path, split: str, names, rebuild: bool, workers: int, verbose: bool):
+def _load_split(root: Path, split: str, names, rebuild: bool, pool: _DecoderPool, verbose: bool):
     """Memory-mapped (X, y) of one split, rebuilding its cache if the folder changed."""
     split_dir = root / SPLIT_FOLDERS[split]
     key = _digest(
@@ -221,7 +255,7 @@ def _load_split(root: Path, split: str, names, rebuild: bool, workers: int, verb
             return hit
         meta_file.unlink(missing_ok=True)  # arrays are about to change: invalidate first
         order = _stratified_order(names)
-        _build_split_cache(root, split, order, target, workers, verbose)
+        _build_split_cache(root, split, order, target, pool, verbose)
         tmp_meta = meta_file.with_suffix(f".{os.getpid()}.tmp")
         tmp_meta.write_text(json.dumps({"key": key, "count": len(order), "root": str(root)}))
         os.replace(tmp_meta, meta_file)  # written last: the cache is complete only once this exists
@@ -254,8 +288,10 @@ def get_CINIC10_data(num_training=None, num_validation=None, num_test=DEFAULT_NU
               "Accuracies measured on it say nothing about CINIC-10.")
     data = {"class_names": list(CLASSES), "synthetic": synthetic, "root": str(root)}
     limits = {"train": num_training, "val": num_validation, "test": num_test}
-    for split, names in listing.items():
-        X, y = _load_split(root, split, names, rebuild_cache, workers, verbose)
+    with _DecoderPool(workers) as pool:
+        arrays = {split: _load_split(root, split, names, rebuild_cache, pool, verbose)
+                  for split, names in listing.items()}
+    for split, (X, y) in arrays.items():
         n = limits[split]
         if n is not None:
             if n < 0:
