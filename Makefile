@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test release model clean
+.PHONY: demo test bench release model clean
 
 $(STAMP): pyproject.toml
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
@@ -23,6 +23,9 @@ demo: $(STAMP)        ## the main job end to end on the best data available
 
 test: $(STAMP)        ## the whole test suite (what CI runs)
 	$(PY) -m pytest
+
+bench: $(STAMP)       ## speed and memory at full CINIC-10 size (synthetic); writes benchmarks/REPORT.md
+	$(PY) -m benchmarks
 
 release: $(STAMP)     ## regenerate release/ from assignment/ with nbgrader
 	$(PY) -m autograder release

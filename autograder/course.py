@@ -41,6 +41,13 @@ def base_config(root=REPO, db_path=None) -> Config:
     return c
 
 
+def private_exchange(c: Config, course: Path) -> None:
+    """Give a throw-away course an exchange folder of its own: nbgrader's API checks the (system-wide) exchange
+    on start-up and logs CRITICAL when it is missing, although these tools never use it."""
+    (course / "exchange").mkdir(parents=True, exist_ok=True)
+    c.Exchange.root = str(course / "exchange")
+
+
 def generate_release(release_root: Path = REPO, gradebook: Path | None = None) -> Path:
     """Run ``nbgrader generate_assignment`` on ``assignment/`` into ``<release_root>/release/``.
 
@@ -57,7 +64,9 @@ def generate_release(release_root: Path = REPO, gradebook: Path | None = None) -
         shutil.copytree(REPO / SOURCE_DIR / ASSIGNMENT, course / SOURCE_DIR / ASSIGNMENT,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
         db = gradebook or course / "gradebook.db"
-        api = NbGraderAPI(config=base_config(course, db))
+        config = base_config(course, db)
+        private_exchange(config, course)
+        api = NbGraderAPI(config=config)
         result = api.generate_assignment(ASSIGNMENT, force=True)
         if not result["success"]:
             raise RuntimeError(f"nbgrader generate_assignment failed:\n{result.get('error') or result.get('log')}")

@@ -66,19 +66,24 @@ def prepare_model(info: dict) -> Path:
     return path
 
 
-def execute_solution() -> Path:
-    """Run the source notebook (with solutions) top to bottom; returns the executed copy."""
+def execute_solution(out_dir: Path = DEMO_DIR) -> tuple[Path, float]:
+    """Run the source notebook (with solutions) top to bottom in ``out_dir``; returns the executed copy and seconds."""
     nb = nbformat.read(REPO / SOURCE_DIR / ASSIGNMENT / NOTEBOOK, as_version=4)
-    DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(DEMO_DIR)}}).execute()
-    out = DEMO_DIR / "solution-executed.ipynb"
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(out_dir)}}).execute()
+    seconds = time.monotonic() - started
+    out = out_dir / "solution-executed.ipynb"
     nbformat.write(nb, out)
+    return out, seconds
+
+
+def print_solution_results(executed: Path, seconds: float) -> None:
+    nb = nbformat.read(executed, as_version=4)
     text = "".join(o.get("text", "") for c in nb.cells if c.get("id") in ("part1_code", "part2_code", "part3_compare")
                    for o in c.get("outputs", []))
     print(text)
-    print(f"solution notebook executed in {time.monotonic() - started:.0f} s -> {out}")
-    return out
+    print(f"solution notebook executed in {seconds:.0f} s -> {executed}")
 
 
 def main() -> None:
@@ -92,7 +97,7 @@ def main() -> None:
     banner("3. release")
     print(f"regenerated {generate_release()} from {SOURCE_DIR}/ (git diff release/ should be empty)")
     banner("4. solution notebook")
-    execute_solution()
+    print_solution_results(*execute_solution())
     banner("5. grading example submissions")
     submissions = DEMO_DIR / "submissions"
     write_examples(submissions, DEMO_EXAMPLES)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from .course import ASSIGNMENT, NOTEBOOK, base_config, ensure_tools_on_path
+from .course import ASSIGNMENT, NOTEBOOK, base_config, ensure_tools_on_path, private_exchange
 from .execute import KERNEL_DIED_ERROR, TIME_LIMIT_ERROR, LimitedExecute
 from .feedback import FEEDBACK_PREPROCESSORS
 from .integrity import changed_files, fingerprint
@@ -71,6 +71,7 @@ def repair(nb, known: set) -> list[str]:
 
 def autograde_config(course: Path, db: Path, runtime: Path, limits: dict):
     c = base_config(course, db)
+    private_exchange(c, course)
     c.CourseDirectory.source_directory = "source"  # empty: the kernel's course holds no source notebooks
     c.Autograde.autograde_preprocessors = [
         LimitedExecute if p.__name__ == "Execute" else p for p in _default_autograde_preprocessors()]
