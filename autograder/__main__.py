@@ -2,6 +2,8 @@
 
     python -m autograder release              regenerate release/ from assignment/
     python -m autograder grade SUBMISSIONS    autograde a folder or LMS zip of notebooks
+
+The Gradescope bundle has its own entry point: ``python -m autograder.gradescope build``.
 """
 import sys
 

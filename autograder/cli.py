@@ -8,7 +8,8 @@ from .pipeline import Limits, grade
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description="ECE 662 instructor tools")
+    parser = argparse.ArgumentParser(prog="python -m autograder", description="ECE 662 instructor tools",
+                                     epilog="Gradescope bundle: python -m autograder.gradescope build")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("release", help="regenerate release/ from assignment/ (nbgrader generate_assignment)")
     g = sub.add_parser("grade", help="autograde a folder of notebooks (<student_id>.ipynb) or an LMS zip")
