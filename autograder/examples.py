@@ -15,18 +15,21 @@ from .course import ASSIGNMENT, NOTEBOOK, REPO, RELEASE_DIR
 START = "# *****START OF YOUR CODE (DO NOT DELETE/MODIFY THIS LINE)*****"
 END = "# *****END OF YOUR CODE (DO NOT DELETE/MODIFY THIS LINE)*****"
 
+# The Part 1 sweep as the notebook asks for it, after each example's prune_unstructured_to.
+P1_SWEEP = '''
+unstructured_results = {}
+for level in sparsity_levels:
+    prune_unstructured_to(model, level)
+    unstructured_results[level] = test_model(model, test_data, mode=mode)
+'''
+
 P1_CORRECT = '''
 def prune_unstructured_to(model, target):
     params = [(layer, 'weight') for _, layer in prunable_layers(model)]
     current = global_sparsity(model)
     prune.global_unstructured(params, pruning_method=prune.L1Unstructured,
                               amount=max(0.0, (target - current) / (1 - current)))
-
-unstructured_results = {}
-for level in sparsity_levels:
-    prune_unstructured_to(model, level)
-    unstructured_results[level] = test_model(model, test_data, mode=mode)
-'''
+''' + P1_SWEEP
 
 # Correct but different: masks by hand with kthvalue over all weights, written into the weights directly.
 P1_KTHVALUE = '''
@@ -56,12 +59,7 @@ def prune_unstructured_to(model, target):
                               amount=round(target * total))
     for l in layers:
         prune.remove(l, 'weight')
-
-unstructured_results = {}
-for level in sparsity_levels:
-    prune_unstructured_to(model, level)
-    unstructured_results[level] = test_model(model, test_data, mode=mode)
-'''
+''' + P1_SWEEP
 
 # The classic mistake: 0.1 of the *remaining* weights at every step (ends near 57%).
 P1_INCREMENTAL = P1_CORRECT.replace(
@@ -78,12 +76,7 @@ def prune_unstructured_to(model, target):
         w = layer.weight
         current = float((w == 0).float().mean())
         prune.l1_unstructured(layer, 'weight', amount=max(0.0, (target - current) / (1 - current)))
-
-unstructured_results = {}
-for level in sparsity_levels:
-    prune_unstructured_to(model, level)
-    unstructured_results[level] = test_model(model, test_data, mode=mode)
-'''
+''' + P1_SWEEP
 
 P2_CORRECT = '''
 def prune_filters(model, level):

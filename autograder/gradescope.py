@@ -21,7 +21,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .course import ASSIGNMENT, NOTEBOOK, REPO
+from .course import REPO
 from .pipeline import Limits, prepare_template, readable_paths, run_worker
 from .sandbox import sandbox_unavailable_reason
 from .worker import template_cells
@@ -100,8 +100,8 @@ def run(root: Path = Path("/autograder"), source: Path | None = None, limits: Li
     cells, _ = template_cells(template_db)
     result = run_worker("submission", notebooks[0], work, template_db, readable_paths(), limits,
                         sandbox_unavailable_reason() is None, cells, threads=os.cpu_count() or 1)
-    graded = work / "work" / "submission" / "course" / "autograded" / "submission" / ASSIGNMENT / NOTEBOOK
-    messages = _failure_messages(graded) if graded.is_file() else {}
+    graded = result.get("graded_notebook")
+    messages = _failure_messages(Path(graded)) if graded else {}
     tests = []
     for gid, max_score in result["max_scores"].items():
         if gid.endswith("_answer"):

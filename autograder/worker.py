@@ -167,6 +167,7 @@ def _autograde(result: dict, course: Path, scratch: Path, runtime: Path, job: di
         result.update(status=STATUS_CRASHED, detail="nbgrader could not autograde this notebook: " + log,
                       scores={k: 0.0 for k in cells})
         return
+    result["graded_notebook"] = str(graded_nb)
     result["status"], result["detail"] = status_of(nbformat.read(graded_nb, as_version=4))
     result["detail"] = "; ".join(filter(None, [result["detail"], *notes]))
     with Gradebook(f"sqlite:///{db}") as gb:

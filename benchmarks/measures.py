@@ -19,7 +19,7 @@ from torch import nn
 from ece662 import data_utils
 from ece662._allocator import keep_freed_memory_mapped
 from ece662.compaction import remove_zero_filters
-from ece662.pruning_helper import EVAL_BATCH_SIZE, accuracy, cpu_latency_ms, load_model, prunable_layers
+from ece662.pruning_helper import EVAL_BATCH_SIZE, _batches, accuracy, cpu_latency_ms, load_model, prunable_layers
 
 
 def _best_of(fn, rounds: int) -> float:
@@ -36,10 +36,7 @@ def _best_of(fn, rounds: int) -> float:
 def eval_throughput(model: nn.Module, X, y, rounds: int = 2) -> dict:
     """test_model's images/s (uint8 in, normalised per batch) vs a bare forward over a preloaded float tensor."""
     keep_freed_memory_mapped()  # both sides run with the allocator settings test_model uses
-    mean = torch.tensor(data_utils.CINIC10_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(data_utils.CINIC10_STD).view(1, 3, 1, 1)
-    # the same channels-last layout test_model produces (permuted NHWC), preloaded and normalised once
-    preloaded = (torch.from_numpy(np.array(X)).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    (preloaded, _), = _batches(X, y, len(y))  # test_model's own normalisation and layout, done once up front
 
     def bare_forward():
         with torch.inference_mode():
@@ -129,6 +126,7 @@ def peak_memory() -> dict:
 # graded with 1 and 2 workers; their autograded points (20, 20, 16, 18) double-check grading at this size
 GRADING_EXAMPLES = ["correct", "correct_kthvalue_manual", "wrong_per_layer", "wrong_structured_hits_linear"]
 
+
 def grading_times(work: Path, submissions: int) -> dict:
     """Solution notebook run, one autograde, and the grading pipeline with 1 vs 2 workers."""
     from autograder.demo import execute_solution
@@ -136,9 +134,9 @@ def grading_times(work: Path, submissions: int) -> dict:
     from autograder.pipeline import grade
 
     _, notebook_s = execute_solution(work / "solution")
-    subs = work / "submissions"
-    write_examples(subs, GRADING_EXAMPLES[:submissions])
-    figures = {"notebook_s": notebook_s, "submissions": min(submissions, len(GRADING_EXAMPLES))}
+    subs, chosen = work / "submissions", GRADING_EXAMPLES[:submissions]
+    write_examples(subs, chosen)
+    figures = {"notebook_s": notebook_s, "submissions": len(chosen)}
     for workers in (1, 2):
         started = time.perf_counter()
         results = grade(subs, work / f"grading-{workers}", workers=workers, force=True, verbose=False)

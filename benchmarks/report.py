@@ -1,5 +1,6 @@
 """The benchmark's goals, and the report: ``report.json`` (every figure) and ``REPORT.md`` (the summary)."""
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -41,8 +42,6 @@ def goals(f: dict) -> list[dict]:
 
 
 def machine() -> dict:
-    import os
-
     return {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform()}
 

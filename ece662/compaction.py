@@ -29,9 +29,10 @@ def kept_filters(conv: nn.Conv2d, multiple: int = CHANNEL_MULTIPLE) -> torch.Ten
     """Sorted indices of the filters of ``conv`` to keep: the non-zero ones, padded with zero filters
     up to a multiple of ``multiple`` (at most all of them, at least one)."""
     nonzero = effective_weight(conv).flatten(1).ne(0).any(1)
-    wanted = min(len(nonzero), max(1, -(-int(nonzero.sum()) // multiple) * multiple))
-    padding = (~nonzero).nonzero().flatten()[: wanted - int(nonzero.sum())]
-    return torch.cat([nonzero.nonzero().flatten(), padding]).sort().values
+    kept = nonzero.nonzero().flatten()
+    wanted = min(len(nonzero), max(1, -(-len(kept) // multiple) * multiple))
+    padding = (~nonzero).nonzero().flatten()[: wanted - len(kept)]
+    return torch.cat([kept, padding]).sort().values
 
 
 @torch.no_grad()

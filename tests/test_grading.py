@@ -5,10 +5,10 @@ autograder/examples.py (correct, wrong, tampering, hostile, invalid) with two
 workers; the tests below read its results, CSV, feedback and gradebook.
 """
 import csv
-import os
 import shutil
 import sqlite3
 import zipfile
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -53,13 +53,14 @@ EXPECTED = {
 
 SANDBOXED = sandbox_unavailable_reason() is None
 NEEDS_SANDBOX = {"hostile_edits_model", "hostile_snoops"}
+# without a sandbox the model-editing example would really change the model the others are graded with
+GRADED_HERE = [n for n in EXAMPLES if n not in NEEDS_SANDBOX or SANDBOXED]
 
 
 @pytest.fixture(scope="session")
 def graded(course_env, tmp_path_factory):
     base = tmp_path_factory.mktemp("grading")
-    # without a sandbox the model-editing example would really change the model the others are graded with
-    write_examples(base / "submissions", [n for n in EXAMPLES if n not in NEEDS_SANDBOX or SANDBOXED])
+    write_examples(base / "submissions", GRADED_HERE)
     results = grade(base / "submissions", base / "out", workers=2, limits=LIMITS, verbose=True)
     return base, {r["student"]: r for r in results}
 
@@ -101,7 +102,7 @@ def test_grades_csv(graded):
     base, _ = graded
     with open(base / "out" / "grades.csv") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
-    assert set(rows) == {n for n in EXPECTED if n not in NEEDS_SANDBOX or SANDBOXED}
+    assert set(rows) == set(GRADED_HERE)
     assert rows["correct"]["part1 (/10)"] == "10" and rows["correct"]["part2 (/10)"] == "10"
     assert rows["correct"]["q1 (/5)"] == ""  # waits for manual grading
     assert rows["blank"]["q1 (/5)"] == "0"  # unanswered: nbgrader scores it 0
@@ -126,11 +127,11 @@ def test_sandbox_hides_solutions_gradebook_and_host(graded):
     if sandbox_unavailable_reason():
         pytest.skip(sandbox_unavailable_reason())
     base, results = graded
-    nb_path = base / "out" / "work" / "hostile_snoops" / "course" / "autograded" / "hostile_snoops" / "pruning"
-    cells = nbformat.read(nb_path / "pruning.ipynb", as_version=4).cells
+    graded_nb = Path(results["hostile_snoops"]["graded_notebook"])
+    cells = nbformat.read(graded_nb, as_version=4).cells
     text = "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs)
     assert "READABLE: []" in text and "WRITABLE: []" in text and "GRADES CHANGED" not in text
-    assert not (REPO / "HACKED").exists() and not (nb_path.parent / "HACKED").exists()
+    assert not (REPO / "HACKED").exists() and not (graded_nb.parent.parent / "HACKED").exists()
     con = sqlite3.connect(base / "out" / "gradebook.db")
     assert con.execute("SELECT COUNT(*) FROM grade WHERE manual_score = 100").fetchone()[0] == 0
     assert results["hostile_snoops"]["sandboxed"] is True
