@@ -22,6 +22,12 @@ from .report import goals, write_report
 REPO = Path(__file__).resolve().parent.parent
 
 
+def shown_path(path) -> str:
+    """``path`` relative to the repository when it lies inside it (reports are committed)."""
+    path = Path(path)
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def prepare(work: Path, size: str, train_images: int, epochs: int) -> dict:
     """Synthetic data, an isolated cache and a quickly trained model under ``work``; the environment points there."""
     from ece662 import data_utils
@@ -104,6 +110,7 @@ def main(argv=None) -> int:
     print(figures["P4"])
 
     setup["total_s"] = time.perf_counter() - started
+    setup.update(root=shown_path(setup["root"]), model=shown_path(setup["model"]))  # no machine paths in reports
     json_path, md_path = write_report(figures, setup, Path(args.report_dir))
     print()
     for row in goals(figures):
