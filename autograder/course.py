@@ -38,7 +38,22 @@ def base_config(root=REPO, db_path=None) -> Config:
     if db_path is not None:
         c.CourseDirectory.db_url = f"sqlite:///{db_path}"
     c.ClearSolutions.code_stub = {"python": CODE_STUB}
+    c.Autograde.autograde_preprocessors = autograde_preprocessors()
     return c
+
+
+def autograde_preprocessors() -> list:
+    """nbgrader's autograde steps with execution limited (LimitedExecute) and the verifier's verdicts applied
+    before scores are saved (ApplyVerdicts): plain `nbgrader autograde` in this folder grades the same way."""
+    from nbgrader.converters import Autograde
+
+    from .execute import LimitedExecute
+    from .verify import ApplyVerdicts
+
+    steps = []
+    for step in Autograde.class_traits()["autograde_preprocessors"].default():
+        steps += [LimitedExecute, ApplyVerdicts] if step.__name__ == "Execute" else [step]
+    return steps
 
 
 def private_exchange(c: Config, course: Path) -> None:
@@ -46,6 +61,27 @@ def private_exchange(c: Config, course: Path) -> None:
     on start-up and logs CRITICAL when it is missing, although these tools never use it."""
     (course / "exchange").mkdir(parents=True, exist_ok=True)
     c.Exchange.root = str(course / "exchange")
+
+
+def graded_cells(notebook: Path) -> dict[str, float]:
+    """{grade_id: points} of the graded cells of a notebook, in order."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    return {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"].get("points", 0)
+            for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+
+
+def check_against_registry(notebook: Path) -> None:
+    """Refuse a source notebook whose graded cells (ids, points) differ from ``ece662/registry.py``."""
+    from ece662 import registry
+
+    found, wanted = graded_cells(notebook), registry.points()
+    if found != wanted:
+        diff = sorted(f"{gid}: notebook {found.get(gid)} vs registry {wanted.get(gid)}"
+                      for gid in found.keys() | wanted.keys() if found.get(gid) != wanted.get(gid))
+        raise RuntimeError(f"{notebook} disagrees with ece662/registry.py on its graded cells ({'; '.join(diff)}): "
+                           "give the notebook's cells the registry's grade ids and points, or change the registry.")
 
 
 def generate_release(release_root: Path = REPO, gradebook: Path | None = None) -> Path:
@@ -58,6 +94,7 @@ def generate_release(release_root: Path = REPO, gradebook: Path | None = None) -
     from nbgrader.apps import NbGraderAPI
 
     ensure_tools_on_path()
+    check_against_registry(REPO / SOURCE_DIR / ASSIGNMENT / NOTEBOOK)
     release_root = Path(release_root)
     with tempfile.TemporaryDirectory(prefix="ece662-release-") as tmp:
         course = Path(tmp)

@@ -117,6 +117,37 @@ P2_UNSTRUCTURED = P2_CORRECT.replace(
     "prune.ln_structured(layer, name='weight', amount=level, n=2, dim=0)",
     "prune.l1_unstructured(layer, name='weight', amount=level)")
 
+P4_CORRECT = '''
+def finetune(model, epochs):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    for epoch in range(epochs):
+        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)
+
+def train_with_gradual_pruning(model, epochs, target):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    for epoch in range(epochs):
+        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)
+        prune_unstructured_to(model, target * (epoch + 1) / epochs)
+
+finetuned_model = clone_model(model)
+finetune(finetuned_model, part4_epochs)
+gradual_model = load_model(path, mode=mode)
+train_with_gradual_pruning(gradual_model, part4_epochs, 0.8)
+part4_results = {'after_training': test_model(finetuned_model, test_data, mode=mode),
+                 'during_training': test_model(gradual_model, test_data, mode=mode)}
+'''
+
+# Wrong: the masks are removed before fine-tuning, so pruned weights grow back.
+P4_MASKS_DROPPED = P4_CORRECT.replace("finetuned_model = clone_model(model)\n", '''finetuned_model = clone_model(model)
+for _, layer in prunable_layers(finetuned_model):
+    prune.remove(layer, 'weight')
+''')
+
+# Wrong: "gradual" pruning without any training.
+P4_GRADUAL_UNTRAINED = P4_CORRECT.replace(
+    "        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)\n        prune_unstructured_to",
+    "        prune_unstructured_to")
+
 # Tampering: fake evaluation and patched libraries.
 P1_FAKE_TEST_MODEL = P1_CORRECT + '''
 def test_model(model, test_data, mode='torch'):
@@ -127,12 +158,12 @@ P1_PATCHED_LIBRARIES = '''
 def prune_unstructured_to(model, target):
     pass  # does nothing, then tries to fool the checks
 
-import ece662.pruning_helper, ece662.checks
+import ece662.pruning_helper, ece662.checks, ece662.notebook_tests
 prune.global_unstructured = lambda *args, **kwargs: None
 ece662.pruning_helper.global_sparsity = lambda model: 0.8
-for name in dir(ece662.checks):
-    if name.startswith('assert_'):
-        setattr(ece662.checks, name, lambda *args, **kwargs: None)
+for name in ('cumulative_sparsity', 'global_threshold', 'only_weights_changed', 'final_model', 'run'):
+    setattr(ece662.checks, name, lambda *args, **kwargs: None)
+ece662.notebook_tests.run_test = lambda *args, **kwargs: print('Public check passed.')
 unstructured_results = {level: 0.5 for level in sparsity_levels}
 '''
 P1_HARD_CODED = '''
@@ -198,12 +229,12 @@ def release_notebook():
     return nbformat.read(REPO / RELEASE_DIR / ASSIGNMENT / NOTEBOOK, as_version=4)
 
 
-def fill(nb, part1: str | None = None, part2: str | None = None):
-    for cell in nb.cells:
-        if cell.get("id") == "part1_code" and part1 is not None:
-            cell.source = START + part1 + END
-        if cell.get("id") == "part2_code" and part2 is not None:
-            cell.source = START + part2 + END
+def fill(nb, part1: str | None = None, part2: str | None = None, part4: str | None = P4_CORRECT):
+    """The notebook with the student cells of Parts 1, 2 and 4 replaced (None: left as released)."""
+    for cell_id, code in (("part1_code", part1), ("part2_code", part2), ("part4_code", part4)):
+        for cell in nb.cells:
+            if cell.get("id") == cell_id and code is not None:
+                cell.source = START + code + END
     return nb
 
 
@@ -229,7 +260,7 @@ def _rename(nb, cell_id, new_id):
 
 def _answer(nb):
     for c in nb.cells:
-        if c.get("id") in ("q1_answer", "q2_answer"):
+        if c.get("id") in ("q1_answer", "q2_answer", "q3_answer"):
             c.source = "Accuracy stays flat, then drops; dropout is random and temporary, pruning permanent."
     return nb
 
@@ -249,6 +280,8 @@ EXAMPLES = {
     "wrong_per_layer": lambda: fill(release_notebook(), P1_PER_LAYER, P2_CORRECT),
     "wrong_structured_hits_linear": lambda: fill(release_notebook(), P1_CORRECT, P2_LINEAR_TOO),
     "wrong_structured_is_unstructured": lambda: fill(release_notebook(), P1_CORRECT, P2_UNSTRUCTURED),
+    "wrong_finetune_drops_masks": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_MASKS_DROPPED),
+    "wrong_gradual_untrained": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_GRADUAL_UNTRAINED),
     "tamper_fake_test_model": lambda: fill(release_notebook(), P1_FAKE_TEST_MODEL, P2_CORRECT),
     "tamper_patched_libraries": lambda: fill(release_notebook(), P1_PATCHED_LIBRARIES, P2_CORRECT),
     "tamper_hard_coded_results": lambda: fill(release_notebook(), P1_HARD_CODED, P2_CORRECT),

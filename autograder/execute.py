@@ -12,8 +12,13 @@ replaces ``Execute`` in ``Autograde.autograde_preprocessors``:
   restarted, the earlier code cells are replayed silently to rebuild the
   student's state, and execution goes on with the next cell.
 
-Error names ``NotebookTimeLimit`` and ``KernelDied`` mark what happened; the
-grading worker reads them to report the submission's status.
+Error names ``NotebookTimeLimit`` and ``KernelDied`` mark what happened in the
+cell outputs. What happened is also recorded in ``resources`` by this trusted
+process (the kernel's outputs are the student's to fake):
+``resources["ece662_cell_status"]`` maps each autograded cell's grade id to
+``"ran"`` or why it did not run to the end, and ``resources["ece662_events"]``
+lists time limits, kernel deaths and memory errors with their cell ids; the
+verifier and the worker's status read those.
 """
 import copy
 import time
@@ -23,6 +28,8 @@ from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Integer
+
+from ece662 import registry
 
 TIME_LIMIT_ERROR = "NotebookTimeLimit"
 KERNEL_DIED_ERROR = "KernelDied"
@@ -40,7 +47,17 @@ class LimitedExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         self._deadline = time.monotonic() + self.notebook_timeout
         self._restarts = 0
+        self._status = resources.setdefault("ece662_cell_status", {})
+        self._events = resources.setdefault("ece662_events", [])
         return super().preprocess(nb, resources, km)
+
+    def _note(self, cell, event: str, status: str | None = None) -> None:
+        """Record what happened in ``cell`` (an event, and the status of an autograded cell)."""
+        if event:
+            self._events.append({"event": event, "cell": cell.get("id", "?")})
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if status and registry.is_autograded(gid):
+            self._status[gid] = status
 
     def _skip(self, cell, ename, evalue):
         cell.outputs = [error_output(ename, evalue)]
@@ -52,23 +69,35 @@ class LimitedExecute(Execute):
             return cell, resources
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
+            self._note(cell, "" if self._events and self._events[-1]["event"] == "time limit" else "time limit",
+                       f"not run, the notebook used up its {self.notebook_timeout} s time limit")
             return self._skip(cell, TIME_LIMIT_ERROR,
                               f"not run: the notebook used up its {self.notebook_timeout} s time limit"), resources
         if self._restarts > self.max_kernel_restarts:
+            self._note(cell, "", "not run, the kernel died too often")
             return self._skip(cell, KERNEL_DIED_ERROR, "not run: the kernel died too often"), resources
         per_cell = self.timeout
         self.timeout = int(max(1, min(per_cell or remaining, remaining)))
+        started = time.monotonic()
         try:
-            return super().preprocess_cell(cell, resources, index)
+            cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
             self._restarts += 1
+            self._note(cell, "kernel died", "the kernel died while running it")
             self._skip(cell, KERNEL_DIED_ERROR,
                        "the kernel died while running this cell (os._exit, a crash or the memory limit); "
                        "the kernel was restarted and the cells before this one were run again")
             self._restart_and_replay(index)
             return cell, resources
         finally:
-            self.timeout = per_cell
+            limit, self.timeout = self.timeout, per_cell
+        if time.monotonic() - started >= limit - 0.5:
+            self._note(cell, "cell timeout", f"it ran past the {limit} s cell time limit and was interrupted")
+        elif any(o.get("ename") == "MemoryError" for o in cell.get("outputs", [])):
+            self._note(cell, "memory", "it ran out of memory")
+        else:
+            self._note(cell, "", "ran")
+        return cell, resources
 
     def _restart_and_replay(self, failed_index):
         run_sync(self.km.restart_kernel)(now=True)

@@ -1,12 +1,14 @@
-"""Grade one submission in its own process: ``python -m autograder.worker JOB.json``.
+"""Grade one submission in its own process: ``python -I -m autograder.worker JOB.json``.
 
 The pipeline writes a job file per student and runs this module, so a crash,
 a hang or a memory blow-up in one submission cannot touch the others. The
 worker builds a private nbgrader course (a copy of the template gradebook,
 the submission, no source notebooks), repairs what nbgrader cannot grade
 (unknown or renamed cell ids), autogrades with ``LimitedExecute`` and the
-sandboxed kernel, writes feedback without hidden tests, and saves
-``result.json``.
+contained kernel, then ``ApplyVerdicts`` kills what the kernel left running
+and decides every autograded test from the recorded evidence
+(``autograder/verify.py``). It writes feedback without hidden tests and
+saves the ``GradingResult``.
 """
 import hashlib
 import json
@@ -19,25 +21,27 @@ from pathlib import Path
 
 import nbformat
 
+from ece662 import registry
+from ece662.evidence import ENV_DIR
+
 from .course import ASSIGNMENT, NOTEBOOK, base_config, ensure_tools_on_path, private_exchange
-from .execute import KERNEL_DIED_ERROR, TIME_LIMIT_ERROR, LimitedExecute
 from .feedback import FEEDBACK_PREPROCESSORS
 from .integrity import changed_files, fingerprint
+from .processes import become_subreaper
+from .results import (STATUS_CRASHED, STATUS_GRADED, STATUS_INVALID, STATUS_MEMORY, STATUS_TAMPERED,
+                      STATUS_TIMED_OUT, GradingResult, Verdict)
 from .sandbox import KERNEL_NAME, kernel_argv, write_kernelspec
 
 NOTEBOOK_ID = Path(NOTEBOOK).stem
-STATUS_GRADED, STATUS_TIMED_OUT, STATUS_CRASHED, STATUS_INVALID = "graded", "timed out", "crashed", "invalid notebook"
-STATUS_TAMPERED = "tampered"
 
 
-def template_cells(template_db: Path) -> tuple[dict, set]:
-    """({grade_id: max points} of the graded cells, ids of all nbgrader cells), from the template gradebook."""
+def known_cell_ids(template_db: Path) -> set:
+    """Ids of all nbgrader cells of the assignment, from the template gradebook."""
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{template_db}") as gb:
         nb = gb.find_notebook(NOTEBOOK_ID, ASSIGNMENT)
-        points = {cell.name: cell.max_score for cell in nb.grade_cells}
-        return points, set(points) | {cell.name for cell in nb.source_cells}
+        return {cell.name for cell in nb.grade_cells} | {cell.name for cell in nb.source_cells}
 
 
 def read_submission(path: Path):
@@ -69,16 +73,19 @@ def repair(nb, known: set) -> list[str]:
     return notes
 
 
-def autograde_config(course: Path, db: Path, runtime: Path, limits: dict):
+def autograde_config(course: Path, db: Path, runtime: Path, job: dict, report: Path):
     c = base_config(course, db)
     private_exchange(c, course)
     c.CourseDirectory.source_directory = "source"  # empty: the kernel's course holds no source notebooks
-    c.Autograde.autograde_preprocessors = [
-        LimitedExecute if p.__name__ == "Execute" else p for p in _default_autograde_preprocessors()]
+    limits = job["limits"]
     c.LimitedExecute.timeout = limits["cell_timeout"]
     c.LimitedExecute.notebook_timeout = limits["notebook_timeout"]
     c.LimitedExecute.kernel_name = KERNEL_NAME
     c.LimitedExecute.startup_timeout = 120
+    c.ApplyVerdicts.model_dir = job["model_dir"]
+    c.ApplyVerdicts.data_root = job["data_root"]
+    c.ApplyVerdicts.evidence_dir = job["evidence_dir"]
+    c.ApplyVerdicts.report_file = str(report)
     c.OverwriteCells.add_missing_cells = True
     c.KernelManager.transport = "ipc"
     c.KernelManager.ip = str(runtime / "kernel")
@@ -87,35 +94,34 @@ def autograde_config(course: Path, db: Path, runtime: Path, limits: dict):
     return c
 
 
-def _default_autograde_preprocessors():
-    from nbgrader.converters import Autograde
+def status_of(events: list, memory_mb: int) -> tuple[str, str]:
+    """(status, detail) from the events LimitedExecute recorded (in this process, not from kernel output)."""
+    def cells(kind):
+        return ", ".join(dict.fromkeys(e["cell"] for e in events if e["event"] == kind))
 
-    return Autograde.class_traits()["autograde_preprocessors"].default()
-
-
-def status_of(nb) -> tuple[str, str]:
-    events = {o.get("ename") for cell in nb.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"}
-    if KERNEL_DIED_ERROR in events:
-        return STATUS_CRASHED, "the kernel died during a cell (os._exit, a crash or the memory limit)"
-    if TIME_LIMIT_ERROR in events:
-        return STATUS_TIMED_OUT, "the notebook ran past its time limit; cells after that were not run"
-    if "CellTimeoutError" in events:
-        return STATUS_TIMED_OUT, "a cell ran past the per-cell time limit and was interrupted"
+    if cells("memory") and not cells("kernel died"):
+        return STATUS_MEMORY, f"memory limit {memory_mb} MB reached in cell {cells('memory')}"
+    if cells("kernel died"):
+        return STATUS_CRASHED, (f"the kernel died in cell {cells('kernel died')} (os._exit, a crash or the memory "
+                                "limit); it was restarted and grading went on")
+    if cells("time limit"):
+        return STATUS_TIMED_OUT, f"the notebook ran past its time limit at cell {cells('time limit')}; later cells " \
+                                 "were not run"
+    if cells("cell timeout"):
+        return STATUS_TIMED_OUT, f"cell {cells('cell timeout')} ran past the per-cell time limit and was interrupted"
     return STATUS_GRADED, ""
 
 
-def grade_one(job: dict) -> dict:
-    """Autograde ``job['submission']`` in a fresh private course under ``job['workdir']``; returns the result."""
+def grade_one(job: dict) -> GradingResult:
+    """Autograde ``job['submission']`` in a fresh private course under ``job['workdir']``."""
     started = time.monotonic()
     student, submission, work = job["student"], Path(job["submission"]), Path(job["workdir"])
-    cells, known_ids = template_cells(Path(job["template_db"]))
-    result = {"student": student, "status": STATUS_GRADED, "detail": "", "scores": {}, "max_scores": cells,
-              "sandboxed": job["sandbox"], "submission_sha256": hashlib.sha256(submission.read_bytes()).hexdigest()}
+    common = dict(sandbox=job["sandbox"], submission=str(submission),
+                  submission_sha256=hashlib.sha256(submission.read_bytes()).hexdigest())
     nb, problem = read_submission(submission)
     if nb is None:
-        result.update(status=STATUS_INVALID, detail=problem, scores={k: 0.0 for k in cells})
-        return result
-    notes = repair(nb, known_ids)
+        return GradingResult.failed(student, STATUS_INVALID, problem, **common)
+    notes = repair(nb, known_cell_ids(Path(job["template_db"])))
 
     if work.exists():
         shutil.rmtree(work)
@@ -125,68 +131,76 @@ def grade_one(job: dict) -> dict:
     for folder in (course / "source" / ASSIGNMENT, submitted, scratch):
         folder.mkdir(parents=True)
     nbformat.write(nb, submitted / NOTEBOOK)
+    job = dict(job, evidence_dir=str(scratch / "evidence"))
     # The kernel's sockets live here: a Unix socket path may not exceed ~107 bytes, so this folder must not
     # grow with the output folder's depth or the student id.
     runtime = Path(tempfile.mkdtemp(prefix="ece662-kernel-"))
     before = fingerprint(job["guarded"])
+    result = GradingResult(student, **common)
+    result.phases["setup_s"] = round(time.monotonic() - started, 2)
     try:
         _autograde(result, course, scratch, runtime, job, notes)
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
     if changed := changed_files(before, fingerprint(job["guarded"])):
-        result.update(status=STATUS_TAMPERED, scores={k: 0.0 if k.startswith("test_") else v
-                                                      for k, v in result["scores"].items()},
-                      detail=f"the notebook changed grading files, so its automatic tests count zero: "
-                             f"{', '.join(changed[:5])}" + (f" and {len(changed) - 5} more" if len(changed) > 5 else ""))
-    result["seconds"] = round(time.monotonic() - started, 1)
+        result.status = STATUS_TAMPERED
+        result.scores.update({t.grade_id: 0.0 for t in registry.TESTS})
+        result.detail = ("the notebook changed grading files, so its automatic tests count zero: "
+                         + ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else ""))
+    result.seconds = round(time.monotonic() - started, 1)
     return result
 
 
-def _autograde(result: dict, course: Path, scratch: Path, runtime: Path, job: dict, notes: list) -> None:
-    """Run nbgrader's autograde and feedback on the prepared course; fills in ``result``."""
+def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path, job: dict, notes: list) -> None:
+    """Run nbgrader's autograde (execution, verification, scores) and feedback; fills in ``result``."""
     from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
 
-    student, cells = result["student"], result["max_scores"]
+    student = result.student
     db = course / "gradebook.db"
     shutil.copy(job["template_db"], db)
 
     os.environ["OMP_NUM_THREADS"] = str(job["threads"])
+    os.environ[ENV_DIR] = job["evidence_dir"]
     argv = kernel_argv(scratch, runtime, [Path(p) for p in job["readable"]], job["limits"]["memory_mb"],
-                       job["sandbox"])
+                       job["sandbox"] == "bubblewrap")
     write_kernelspec(course.parent / "jupyter", argv)
     os.environ["JUPYTER_PATH"] = str(course.parent / "jupyter")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
     ensure_tools_on_path()
 
-    api = NbGraderAPI(config=autograde_config(course, db, runtime, job["limits"]))
+    report = course.parent / "run-report.json"
+    api = NbGraderAPI(config=autograde_config(course, db, runtime, job, report))
+    phase = time.monotonic()
     outcome = api.autograde(ASSIGNMENT, student, force=True, create=True)
+    result.phases["autograde_s"] = round(time.monotonic() - phase, 2)
     graded_nb = scratch / NOTEBOOK
-    if not outcome["success"] or not graded_nb.is_file():
+    if not outcome["success"] or not graded_nb.is_file() or not report.is_file():
         log = (outcome.get("error") or outcome.get("log") or "")[-2000:]
-        result.update(status=STATUS_CRASHED, detail="nbgrader could not autograde this notebook: " + log,
-                      scores={k: 0.0 for k in cells})
+        result.status, result.detail = STATUS_CRASHED, "nbgrader could not autograde this notebook: " + log
+        result.scores = {t.grade_id: 0.0 for t in registry.TESTS}
         return
-    result["graded_notebook"] = str(graded_nb)
-    result["status"], result["detail"] = status_of(nbformat.read(graded_nb, as_version=4))
-    result["detail"] = "; ".join(filter(None, [result["detail"], *notes]))
+    run = json.loads(report.read_text())
+    result.graded_notebook = str(graded_nb)
+    result.verdicts = {gid: Verdict(**v) for gid, v in run["verdicts"].items()}
+    result.status, detail = status_of(run["events"], job["limits"]["memory_mb"])
+    result.detail = "; ".join(filter(None, [detail, *notes]))
     with Gradebook(f"sqlite:///{db}") as gb:
         snb = gb.find_submission_notebook(NOTEBOOK_ID, ASSIGNMENT, student)
         for grade in snb.grades:
-            result["scores"][grade.name] = None if grade.needs_manual_grade else float(grade.score)
+            result.scores[grade.name] = None if grade.needs_manual_grade else float(grade.score)
+    phase = time.monotonic()
     feedback = api.generate_feedback(ASSIGNMENT, student, force=True)
+    result.phases["feedback_s"] = round(time.monotonic() - phase, 2)
     html = course / "feedback" / student / ASSIGNMENT / (NOTEBOOK_ID + ".html")
     if feedback["success"] and html.is_file():
-        result["feedback"] = str(html)
+        result.feedback = str(html)
 
 
 def main(argv=None) -> int:
-    job_file = Path((argv or sys.argv[1:])[0])
-    job = json.loads(job_file.read_text())
-    result = grade_one(job)
-    tmp = Path(job["result"]).with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, job["result"])
+    become_subreaper()  # orphans of the kernel become ours, so they can be killed before verification
+    job = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+    grade_one(job).save(Path(job["result"]))
     return 0
 
 

@@ -39,3 +39,13 @@ def build_model(architecture: str = ARCHITECTURE, config: dict | None = None) ->
     if architecture != ARCHITECTURE:
         raise ValueError(f"unknown architecture {architecture!r}; this package defines {ARCHITECTURE!r}")
     return SmallCNN(**dict(DEFAULT_CONFIG, **(config or {})))
+
+
+def from_canonical(state: dict) -> SmallCNN:
+    """The course SmallCNN (eval mode) with weights from a canonical state: {state_dict name: array or tensor}.
+
+    Evidence of either framework is in this layout (see ``ece662/evidence.py``), so one evaluator serves both.
+    """
+    model = build_model()
+    model.load_state_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in state.items()})
+    return model.eval()

@@ -17,11 +17,10 @@ from autograder.course import REPO
 from autograder.examples import EXAMPLES, write_examples
 from autograder.pipeline import Limits, grade
 from autograder.sandbox import sandbox_unavailable_reason
+from ece662 import registry
 
-PART1 = {"test_part1_cumulative": 3, "test_part1_global": 3, "test_part1_weights_only": 1,
-         "test_part1_final_model": 1, "test_part1_accuracies": 2}
-PART2 = {"test_part2_filters": 5, "test_part2_scope": 2, "test_part2_accuracies": 3}
-FULL = {**PART1, **PART2}
+FULL = {t.grade_id: t.points for t in registry.TESTS}
+PART1, PART2, PART4 = ({g for g in FULL if registry.part_of(g) == p} for p in ("part1", "part2", "part4"))
 LIMITS = Limits(cell_timeout=40, notebook_timeout=400, memory_mb=6144)
 
 # Tests each example must FAIL (all other autograded tests must pass), and the status it must get.
@@ -30,18 +29,24 @@ EXPECTED = {
     "correct_kthvalue_manual": (set(), "graded"),
     "correct_prune_remove": (set(), "graded"),
     "blank": (set(FULL), "graded"),
-    "wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model"}, "graded"),
-    "wrong_target_as_amount": ({"test_part1_cumulative", "test_part1_final_model"}, "graded"),
+    # Part 4 reuses Part 1's model and function, so the same mistake shows there too
+    "wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model", "test_part4_finetuned",
+                                    "test_part4_gradual"}, "graded"),
+    "wrong_target_as_amount": ({"test_part1_cumulative", "test_part1_final_model", "test_part4_finetuned",
+                                "test_part4_gradual"}, "graded"),
     "wrong_per_layer": ({"test_part1_global", "test_part1_final_model"}, "graded"),
     "wrong_structured_hits_linear": ({"test_part2_scope"}, "graded"),
-    "wrong_structured_is_unstructured": (set(PART2), "graded"),
-    # the fake test_model stays defined, so Part 2's recorded accuracies are fake too
-    "tamper_fake_test_model": ({"test_part1_accuracies", "test_part2_accuracies"}, "graded"),
-    "tamper_patched_libraries": (set(PART1), "graded"),
+    "wrong_structured_is_unstructured": (PART2, "graded"),
+    "wrong_finetune_drops_masks": ({"test_part4_finetuned"}, "graded"),
+    "wrong_gradual_untrained": ({"test_part4_gradual"}, "graded"),
+    # the fake test_model stays defined, so every recorded accuracy after it is fake too
+    "tamper_fake_test_model": ({"test_part1_accuracies", "test_part2_accuracies", "test_part4_accuracies"}, "graded"),
+    # it replaces run_test itself, so no test cell records anything: nothing can be credited
+    "tamper_patched_libraries": (set(FULL), "graded"),
     "tamper_hard_coded_results": ({"test_part1_accuracies"}, "graded"),
     "hostile_infinite_loop": (set(), "timed out"),
-    "hostile_kills_kernel": (set(PART2), "crashed"),
-    "hostile_memory_hog": (set(), "graded"),
+    "hostile_kills_kernel": (PART2, "crashed"),
+    "hostile_memory_hog": (set(), "memory limit"),
     "hostile_deletes_test_cell": (set(), "graded"),
     "hostile_renames_grade_id": (set(), "graded"),
     "hostile_snoops": (set(), "graded"),
@@ -62,7 +67,7 @@ def graded(course_env, tmp_path_factory):
     base = tmp_path_factory.mktemp("grading")
     write_examples(base / "submissions", GRADED_HERE)
     results = grade(base / "submissions", base / "out", workers=2, limits=LIMITS, verbose=True)
-    return base, {r["student"]: r for r in results}
+    return base, {r.student: r for r in results}
 
 
 def test_every_example_is_covered():
@@ -76,9 +81,10 @@ def test_example_gets_exactly_its_points(graded, name):
         pytest.skip(sandbox_unavailable_reason())
     failing, status = EXPECTED[name]
     result = results[name]
-    assert result["status"] == status, result.get("detail")
+    assert result.status == status, result.detail
     expected = {gid: 0.0 if gid in failing else float(points) for gid, points in FULL.items()}
-    assert {gid: result["scores"].get(gid) for gid in FULL} == expected, result.get("detail")
+    messages = {gid: v.message for gid, v in result.verdicts.items() if not v.passed}
+    assert {gid: result.scores.get(gid) for gid in FULL} == expected, (result.detail, messages)
 
 
 def test_messages_explain_the_classic_mistakes(graded):
@@ -89,13 +95,20 @@ def test_messages_explain_the_classic_mistakes(graded):
     assert "Linear layer" in (base / "out" / "feedback" / "wrong_structured_hits_linear.html").read_text()
 
 
-def test_feedback_never_shows_hidden_tests(graded):
+def test_graded_cells_show_only_verdicts(graded):
+    """Nothing the kernel printed in a graded cell reaches the graded notebook or the feedback."""
     base, results = graded
     for name in ("correct", "wrong_per_layer", "tamper_patched_libraries"):
         html = (base / "out" / "feedback" / f"{name}.html").read_text()
-        assert "BEGIN HIDDEN TESTS" not in html
-        assert "UNSTRUCTURED_LEVELS" not in html and "assert_smallest_filters" not in html
-        assert "assert_cumulative_sparsity" in html  # the public checks are shown
+        assert "BEGIN HIDDEN TESTS" not in html and "Recorded for grading" not in html
+        assert "Public check passed" not in html  # printed by the kernel (or by the tamperer's fake run_test)
+        cells = nbformat.read(results[name].graded_notebook, as_version=4).cells
+        for cell in cells:
+            if registry.is_autograded(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")):
+                verdict = results[name].verdicts[cell.metadata.nbgrader.grade_id]
+                assert len(cell.outputs) == 1
+                assert (cell.outputs[0].get("text") == "Test passed.\n") == verdict.passed
+                assert verdict.passed or verdict.message in html.replace("&#39;", "'").replace("&quot;", '"')
 
 
 def test_grades_csv(graded):
@@ -104,9 +117,8 @@ def test_grades_csv(graded):
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
     assert set(rows) == set(GRADED_HERE)
     assert rows["correct"]["part1 (/10)"] == "10" and rows["correct"]["part2 (/10)"] == "10"
-    assert rows["correct"]["q1 (/5)"] == ""  # waits for manual grading
-    assert rows["blank"]["q1 (/5)"] == "0"  # unanswered: nbgrader scores it 0
-    assert rows["wrong_structured_hits_linear"]["autograded (/20)"] == "18"
+    assert rows["correct"]["part4 (/5)"] == "5"
+    assert rows["wrong_structured_hits_linear"]["autograded (/25)"] == "23"
     assert rows["hostile_kills_kernel"]["status"] == "crashed"
 
 
@@ -118,23 +130,23 @@ def test_merged_gradebook_holds_everyone_with_the_same_scores(graded):
         students = {s.id for s in gb.students}
         correct = gb.find_submission("pruning", "correct")
         score = correct.score
-    graded_students = {n for n, r in results.items() if r["status"] != "invalid notebook"}
+    graded_students = {n for n, r in results.items() if r.status != "invalid notebook"}
     assert graded_students <= students
-    assert score == 20.0
+    assert score == registry.autograded_total()
 
 
 def test_sandbox_hides_solutions_gradebook_and_host(graded):
     if sandbox_unavailable_reason():
         pytest.skip(sandbox_unavailable_reason())
     base, results = graded
-    graded_nb = Path(results["hostile_snoops"]["graded_notebook"])
+    graded_nb = Path(results["hostile_snoops"].graded_notebook)
     cells = nbformat.read(graded_nb, as_version=4).cells
     text = "".join(o.get("text", "") for c in cells if c.cell_type == "code" for o in c.outputs)
     assert "READABLE: []" in text and "WRITABLE: []" in text and "GRADES CHANGED" not in text
     assert not (REPO / "HACKED").exists() and not (graded_nb.parent.parent / "HACKED").exists()
     con = sqlite3.connect(base / "out" / "gradebook.db")
     assert con.execute("SELECT COUNT(*) FROM grade WHERE manual_score = 100").fetchone()[0] == 0
-    assert results["hostile_snoops"]["sandboxed"] is True
+    assert results["hostile_snoops"].sandbox == "bubblewrap"
 
 
 def test_rerun_is_idempotent_and_regrades_only_what_changed(graded, capsys):
@@ -143,9 +155,9 @@ def test_rerun_is_idempotent_and_regrades_only_what_changed(graded, capsys):
     before = {p.name: p.read_text() for p in (out / "results").glob("*.json")}
     shutil.copy(subs / "correct.ipynb", subs / "wrong_per_layer.ipynb")  # the student resubmits a fix
     (subs / "blank.ipynb").unlink()  # and one submission is withdrawn
-    again = {r["student"]: r for r in grade(subs, out, workers=2, limits=LIMITS, verbose=True)}
+    again = {r.student: r for r in grade(subs, out, workers=2, limits=LIMITS, verbose=True)}
     assert "1 graded now" in capsys.readouterr().out
-    assert sum(again["wrong_per_layer"]["scores"][g] for g in FULL) == 20
+    assert again["wrong_per_layer"].autograded_score() == registry.autograded_total()
     assert "blank" not in again
     for name, text in before.items():
         if name not in ("wrong_per_layer.json", "blank.json"):
@@ -162,10 +174,10 @@ def test_lms_zip(course_env, tmp_path):
     # an output folder deeper than a Unix socket path may be long: the kernels' sockets must not live in it
     out = tmp_path / ("deep-output-folder-" * 6) / "out"
     assert len(str(out)) > 110
-    results = {r["student"]: r for r in grade(archive, out, workers=2, limits=LIMITS, verbose=False)}
+    results = {r.student: r for r in grade(archive, out, workers=2, limits=LIMITS, verbose=False)}
     assert set(results) == {"doejane", "smithj"}
-    assert sum(results["doejane"]["scores"][g] for g in FULL) == 20
-    assert sum(results["smithj"]["scores"][g] for g in FULL) == 0
+    assert results["doejane"].autograded_score() == registry.autograded_total()
+    assert results["smithj"].autograded_score() == 0
 
 
 def test_unsandboxed_tampering_is_detected(course_env, tmp_path, monkeypatch):
@@ -174,10 +186,11 @@ def test_unsandboxed_tampering_is_detected(course_env, tmp_path, monkeypatch):
     shutil.copy(course_env, models / "torch.model")
     monkeypatch.setenv("ECE662_MODEL_DIR", str(models))
     write_examples(tmp_path / "subs", ["hostile_edits_model", "correct"])
-    results = {r["student"]: r for r in grade(tmp_path / "subs", tmp_path / "out", workers=1, limits=LIMITS,
-                                               sandbox="off", verbose=False)}
+    results = {r.student: r for r in grade(tmp_path / "subs", tmp_path / "out", workers=1, limits=LIMITS,
+                                           sandbox="off", verbose=False)}
     tampered = results["hostile_edits_model"]
-    assert tampered["status"] == "tampered" and str(models / "torch.model") in tampered["detail"]
-    assert all(tampered["scores"][g] == 0 for g in FULL)
+    assert tampered.status == "tampered" and str(models / "torch.model") in tampered.detail
+    assert tampered.autograded_score() == 0
     # graded first (one worker, sorted order), with the model intact: no false alarm
-    assert results["correct"]["status"] == "graded" and sum(results["correct"]["scores"][g] for g in FULL) == 20
+    assert results["correct"].status == "graded"
+    assert results["correct"].autograded_score() == registry.autograded_total()

@@ -2,6 +2,7 @@
 import json
 
 import nbformat
+import pytest
 
 from autograder.course import ASSIGNMENT, NOTEBOOK, REPO, generate_release
 
@@ -17,14 +18,14 @@ def test_committed_release_is_regenerated_without_diff(tmp_path):
 def test_release_has_no_solutions_or_hidden_tests():
     text = (REPO / "release" / ASSIGNMENT / NOTEBOOK).read_text()
     for secret in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "Model answer", "Rubric", "(target - current)",
-                   "ln_structured(layer, name='weight'", "UNSTRUCTURED_LEVELS"):
+                   "ln_structured(layer, name='weight'", "clone_model(model)\nfinetune("):
         assert secret not in text
 
 
 def test_student_cells_keep_the_code_markers_and_seed_calls():
     nb = nbformat.read(REPO / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
     cells = {c.get("id"): c.source for c in nb.cells}
-    for cid in ("part1_code", "part2_code"):
+    for cid in ("part1_code", "part2_code", "part4_code"):
         assert cells[cid].startswith("# *****START OF YOUR CODE (DO NOT DELETE/MODIFY THIS LINE)*****")
         assert cells[cid].rstrip().endswith("# *****END OF YOUR CODE (DO NOT DELETE/MODIFY THIS LINE)*****")
         assert "raise NotImplementedError()" in cells[cid]
@@ -37,11 +38,29 @@ def test_student_cells_keep_the_code_markers_and_seed_calls():
     assert order.index("part1_code") < order.index("part2_code")
 
 
-def test_points_add_up_to_what_the_notebook_announces():
+def test_graded_cells_are_the_registry_and_one_call_each():
+    """Grade ids and points come from ece662/registry.py; a graded cell is one call into it."""
+    from autograder.course import check_against_registry, graded_cells
+    from ece662 import registry
+
+    source = REPO / "assignment" / ASSIGNMENT / NOTEBOOK
+    check_against_registry(source)
+    assert graded_cells(REPO / "release" / ASSIGNMENT / NOTEBOOK) == registry.points()
+    nb = nbformat.read(source, as_version=4)
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if registry.is_autograded(gid):
+            assert f'run_test("{gid}", globals())' in cell.source and len(cell.source.splitlines()) == 2
+    assert f"({registry.total():g} points)" in nb.cells[0].source
+    for part, points in registry.parts().items():
+        assert f"| {points:g}" in nb.cells[0].source, part
+
+
+def test_a_notebook_that_disagrees_with_the_registry_is_refused(tmp_path):
+    from autograder.course import check_against_registry
+
     nb = nbformat.read(REPO / "assignment" / ASSIGNMENT / NOTEBOOK, as_version=4)
-    points = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
-              for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")}
-    part1 = sum(v for k, v in points.items() if k.startswith("test_part1"))
-    part2 = sum(v for k, v in points.items() if k.startswith("test_part2"))
-    assert (part1, part2, points["q1_answer"], points["q2_answer"]) == (10, 10, 5, 5)
-    assert "(30 points)" in nb.cells[0].source
+    next(c for c in nb.cells if c.get("id") == "test_part2_scope").metadata.nbgrader.points = 7
+    nbformat.write(nb, tmp_path / NOTEBOOK)
+    with pytest.raises(RuntimeError, match="test_part2_scope: notebook 7 vs registry 2"):
+        check_against_registry(tmp_path / NOTEBOOK)

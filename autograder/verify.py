@@ -1,0 +1,147 @@
+"""The verifier: decides every autograded test from the evidence, in the grader, after the kernel is gone.
+
+The student's kernel only records evidence (``ece662/evidence.py``). This
+module, which never imports or runs student code, loads it strictly, checks
+it with ``ece662.checks`` against the grader's own course checkpoint and its
+own test data (paths from the grader's configuration, never from the
+kernel), and returns a ``Verdict`` per test. ``ApplyVerdicts`` is the
+nbgrader preprocessor that runs it between execution and score saving and
+replaces each autograded cell's outputs with its verdict, so nothing the
+kernel printed in a graded cell reaches the scores, the graded notebook or
+the feedback.
+"""
+import json
+from pathlib import Path
+
+from nbformat import NotebookNode
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Unicode
+
+from ece662 import checks, evidence, registry
+
+from .processes import kill_descendants
+from .results import Verdict
+
+PASSED = "passed"
+RAN = "ran"  # cell status recorded by LimitedExecute; anything else says why the cell did not run to the end
+
+
+class TrustedData:
+    """The grader's own course model folder and dataset (never the kernel's)."""
+
+    def __init__(self, model_dir: Path, data_root: Path):
+        self.model_dir, self.data_root = Path(model_dir), Path(data_root)
+        self._test = None
+
+    def original(self, framework: str) -> dict:
+        import torch
+
+        if framework == "tensorflow":
+            from ece662.keras_model import read_canonical_from_checkpoint
+
+            state = read_canonical_from_checkpoint(self.model_dir / "tensorflow.model")
+            return {k: torch.as_tensor(v, dtype=torch.float32) for k, v in state.items()}
+        from ece662.pruning_helper import read_checkpoint
+
+        return {k: v.float() for k, v in read_checkpoint(self.model_dir / "torch.model")["state_dict"].items()}
+
+    def accuracy(self, state: dict) -> float:
+        from ece662 import data_utils
+        from ece662.model import from_canonical
+        from ece662.pruning_helper import accuracy
+
+        if self._test is None:
+            data = data_utils.get_CINIC10_data(root=self.data_root, verbose=False)
+            self._test = data["X_test"], data["y_test"]
+        return accuracy(from_canonical(state), *self._test)
+
+
+def _load(folder: Path, item, shapes: dict):
+    """(checks' view of the item, its framework)."""
+    import torch
+
+    def tensors(state):
+        return {k: torch.from_numpy(v) for k, v in state.items()}
+
+    if item.kind == "trace":
+        levels, states, error, framework = evidence.read_trace(folder, item, shapes)
+        return checks.Trace(levels, [tensors(s) for s in states], error), framework
+    if item.kind == "model":
+        state, framework = evidence.read_model(folder, item, shapes)
+        return tensors(state), framework
+    return evidence.read_results(folder, item), None
+
+
+def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
+    """{grade_id: Verdict} for every autograded test. ``cell_status``: grade_id -> RAN or why it did not run."""
+    reference = trusted.original("torch")
+    shapes = {k: tuple(v.shape) for k, v in reference.items()}
+    needed = {item.name: item for t in registry.TESTS if cell_status.get(t.grade_id) == RAN for item in t.evidence}
+    items, problems, frameworks = {}, {}, set()
+    for name, item in needed.items():
+        try:
+            items[name], framework = _load(Path(evidence_dir), item, shapes)
+        except evidence.EvidenceError as exc:
+            problems[name] = str(exc)
+            continue
+        if framework:
+            frameworks.add(framework)
+    if len(frameworks) > 1:
+        message = "was recorded with both PyTorch and TensorFlow models: use one `mode` throughout"
+        problems.update({name: message for name in items})
+    framework = next(iter(frameworks), "torch")
+    original = reference if framework == "torch" else trusted.original(framework)
+    ctx = checks.Context(original, items, problems, trusted.accuracy)
+
+    verdicts = {}
+    for test in registry.TESTS:
+        status = cell_status.get(test.grade_id)
+        if status != RAN:
+            verdicts[test.grade_id] = Verdict(False, f"This test cell did not run to the end: {status or 'not run'}.")
+            continue
+        try:
+            checks.run(test.grade_id, ctx)
+            verdicts[test.grade_id] = Verdict(True, PASSED)
+        except AssertionError as exc:
+            verdicts[test.grade_id] = Verdict(False, str(exc))
+    return verdicts
+
+
+def verdict_output(verdict: Verdict) -> NotebookNode:
+    if verdict.passed:
+        return NotebookNode(output_type="stream", name="stdout", text="Test passed.\n")
+    return NotebookNode(output_type="error", ename="TestFailed", evalue=verdict.message,
+                        traceback=[f"TestFailed: {verdict.message}"])
+
+
+class ApplyVerdicts(NbGraderPreprocessor):
+    """After execution: kill what the kernel left running, verify the evidence, and make each autograded
+    cell's outputs its verdict. Unset paths default to the grader's own environment: its course model
+    folder, its dataset and ``evidence/`` beside the notebook."""
+
+    model_dir = Unicode("", help="the grader's course model folder").tag(config=True)
+    data_root = Unicode("", help="the grader's dataset folder").tag(config=True)
+    evidence_dir = Unicode("", help="the folder the kernel recorded evidence in").tag(config=True)
+    report_file = Unicode("", help="where to save verdicts, cell status and events as JSON").tag(config=True)
+
+    def _trusted(self) -> TrustedData:
+        from ece662 import data_utils
+        from ece662.pruning_helper import model_path
+
+        return TrustedData(Path(self.model_dir or model_path("torch").parent),
+                           Path(self.data_root or data_utils.dataset_root()))
+
+    def preprocess(self, nb, resources):
+        kill_descendants()  # nothing the kernel started may still be writing evidence
+        folder = Path(self.evidence_dir or Path(resources.get("metadata", {}).get("path", ".")) / "evidence")
+        status = resources.get("ece662_cell_status", {})
+        verdicts = verify(folder, status, self._trusted())
+        for cell in nb.cells:
+            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if cell.cell_type == "code" and registry.is_autograded(gid):
+                cell.outputs = [verdict_output(verdicts[gid])]
+        if self.report_file:
+            report = {"verdicts": {k: vars(v) for k, v in verdicts.items()}, "cell_status": status,
+                      "events": resources.get("ece662_events", [])}
+            Path(self.report_file).write_text(json.dumps(report, indent=1))
+        return nb, resources
