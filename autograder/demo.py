@@ -7,6 +7,7 @@
 4. solution: executes the solution notebook (``build/demo/solution-executed.ipynb``);
 5. grading: autogrades example submissions with the grading pipeline and prints the grade table.
 """
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -25,7 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = REPO / "build" / "demo"
 DEMO_EPOCHS_SYNTHETIC = 8
 DEMO_EXAMPLES = ["correct", "correct_kthvalue_manual", "blank", "wrong_incremental_fraction", "wrong_per_layer",
-                 "wrong_structured_hits_linear", "wrong_structured_is_unstructured", "hostile_kills_kernel"]
+                 "wrong_structured_hits_linear", "wrong_finetune_drops_masks", "hostile_kills_kernel"]
+MODES = ["torch"] + (["tensorflow"] if importlib.util.find_spec("tensorflow") else [])
 
 
 def banner(text: str) -> None:
@@ -50,19 +52,19 @@ def prepare_data() -> dict:
     return data_utils.describe_dataset()
 
 
-def prepare_model(info: dict) -> Path:
-    """Train the course model unless one trained on this very data exists."""
+def prepare_model(info: dict, mode: str) -> Path:
+    """Train the course model of ``mode`` unless one trained on this very data exists."""
     from ece662 import train
 
-    path = pruning_helper.model_path("torch")
+    path = pruning_helper.model_path(mode)
     if path.is_file():
-        trained_on = pruning_helper.read_checkpoint(path).get("meta", {}).get("dataset", {})
+        trained_on = pruning_helper.model_metadata(path, mode).get("dataset", {})
         if trained_on.get("content_id") == info["content_id"]:
             print(f"Model {path} was trained on this data; reusing it")
             return path
         print(f"Model {path} was trained on other data; retraining")
     epochs = DEMO_EPOCHS_SYNTHETIC if info["synthetic"] else 15
-    train.main(["--epochs", str(epochs), "--out", str(path)])
+    train.main(["--mode", mode, "--epochs", str(epochs), "--out", str(path)])
     return path
 
 
@@ -89,18 +91,20 @@ def print_solution_results(executed: Path, seconds: float) -> None:
 def main() -> None:
     banner("1. data")
     info = prepare_data()
-    banner("2. model")
-    path = prepare_model(info)
+    banner("2. models")
     data = data_utils.get_CINIC10_data()
-    model = pruning_helper.load_model(path, mode="torch")
-    pruning_helper.test_model(model, [data["X_test"], data["y_test"]], mode="torch")
+    for mode in MODES:
+        path = prepare_model(info, mode)
+        model = pruning_helper.load_model(path, mode=mode)
+        print(f"{mode}: ", end="")
+        pruning_helper.test_model(model, [data["X_test"], data["y_test"]], mode=mode)
     banner("3. release")
     print(f"regenerated {generate_release()} from {SOURCE_DIR}/ (git diff release/ should be empty)")
     banner("4. solution notebook")
     print_solution_results(*execute_solution())
     banner("5. grading example submissions")
     submissions = DEMO_DIR / "submissions"
-    write_examples(submissions, DEMO_EXAMPLES)
+    write_examples(submissions, DEMO_EXAMPLES + (["tf_correct"] if "tensorflow" in MODES else []))
     grade(submissions, DEMO_DIR / "grading", workers=2)
 
 

@@ -148,6 +148,62 @@ P4_GRADUAL_UNTRAINED = P4_CORRECT.replace(
     "        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)\n        prune_unstructured_to",
     "        prune_unstructured_to")
 
+# TensorFlow mode (the `mode` cell set to 'tensorflow'): Keras has no global pruning, so one threshold over all
+# kernels and set_weights; a Keras conv filter is the LAST axis of its (h, w, in, out) kernel.
+TF_P1_CORRECT = '''
+def prune_unstructured_to(model, target):
+    layers = [layer for _, layer in prunable_layers(model)]
+    flat = np.concatenate([np.abs(layer.get_weights()[0]).ravel() for layer in layers])
+    count = int(round(target * flat.size))
+    if count == 0:
+        return
+    threshold = np.partition(flat, count - 1)[count - 1]
+    for layer in layers:
+        weights = layer.get_weights()
+        weights[0] = np.where(np.abs(weights[0]) <= threshold, 0.0, weights[0])
+        layer.set_weights(weights)
+''' + P1_SWEEP
+
+# The classic mistake in Keras: 10% of the weights still unpruned at every step.
+TF_P1_INCREMENTAL = TF_P1_CORRECT.replace(
+    "count = int(round(target * flat.size))", "count = int((flat == 0).sum() + round(0.1 * (flat != 0).sum()))")
+
+TF_P1_PER_LAYER = '''
+def prune_unstructured_to(model, target):
+    for _, layer in prunable_layers(model):
+        weights = layer.get_weights()
+        flat = np.abs(weights[0]).ravel()
+        count = int(round(target * flat.size))
+        if count:
+            threshold = np.partition(flat, count - 1)[count - 1]
+            weights[0] = np.where(np.abs(weights[0]) <= threshold, 0.0, weights[0])
+            layer.set_weights(weights)
+''' + P1_SWEEP
+
+TF_P2_CORRECT = '''
+def prune_filters(model, level):
+    for _, layer in prunable_layers(model):
+        if isinstance(layer, keras.layers.Conv2D):
+            weights = layer.get_weights()
+            norms = np.sqrt((weights[0] ** 2).sum(axis=(0, 1, 2)))
+            weights[0][..., np.argsort(norms)[:round(level * len(norms))]] = 0.0
+            layer.set_weights(weights)
+
+structured_results = {}
+for level in structured_levels:
+    fresh = load_model(path, mode=mode)
+    prune_filters(fresh, level)
+    structured_results[level] = test_model(fresh, test_data, mode=mode)
+'''
+
+# Wrong: the Dense layers' units are pruned too.
+TF_P2_DENSE_TOO = TF_P2_CORRECT.replace(
+    "isinstance(layer, keras.layers.Conv2D)", "isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))").replace(
+    "axis=(0, 1, 2)", "axis=tuple(range(weights[0].ndim - 1))")
+
+TF_P4_CORRECT = P4_CORRECT.replace(
+    "torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)", "keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)")
+
 # Tampering: fake evaluation and patched libraries.
 P1_FAKE_TEST_MODEL = P1_CORRECT + '''
 def test_model(model, test_data, mode='torch'):
@@ -238,6 +294,12 @@ def fill(nb, part1: str | None = None, part2: str | None = None, part4: str | No
     return nb
 
 
+def tensorflow(nb):
+    """The notebook in TensorFlow mode (its editable `mode` cell)."""
+    next(c for c in nb.cells if c.get("id") == "mode").source = "mode = 'tensorflow'"
+    return nb
+
+
 def insert_after(nb, cell_id: str, code: str):
     index = next(i for i, c in enumerate(nb.cells) if c.get("id") == cell_id)
     nb.cells.insert(index + 1, nbformat.v4.new_code_cell(code))
@@ -282,6 +344,12 @@ EXAMPLES = {
     "wrong_structured_is_unstructured": lambda: fill(release_notebook(), P1_CORRECT, P2_UNSTRUCTURED),
     "wrong_finetune_drops_masks": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_MASKS_DROPPED),
     "wrong_gradual_untrained": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_GRADUAL_UNTRAINED),
+    "tf_correct": lambda: _answer(fill(tensorflow(release_notebook()), TF_P1_CORRECT, TF_P2_CORRECT, TF_P4_CORRECT)),
+    "tf_wrong_incremental_fraction": lambda: fill(tensorflow(release_notebook()), TF_P1_INCREMENTAL, TF_P2_CORRECT,
+                                                  TF_P4_CORRECT),
+    "tf_wrong_per_layer": lambda: fill(tensorflow(release_notebook()), TF_P1_PER_LAYER, TF_P2_CORRECT, TF_P4_CORRECT),
+    "tf_wrong_structured_hits_dense": lambda: fill(tensorflow(release_notebook()), TF_P1_CORRECT, TF_P2_DENSE_TOO,
+                                                   TF_P4_CORRECT),
     "tamper_fake_test_model": lambda: fill(release_notebook(), P1_FAKE_TEST_MODEL, P2_CORRECT),
     "tamper_patched_libraries": lambda: fill(release_notebook(), P1_PATCHED_LIBRARIES, P2_CORRECT),
     "tamper_hard_coded_results": lambda: fill(release_notebook(), P1_HARD_CODED, P2_CORRECT),

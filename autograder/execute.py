@@ -49,6 +49,8 @@ class LimitedExecute(Execute):
         self._restarts = 0
         self._status = resources.setdefault("ece662_cell_status", {})
         self._events = resources.setdefault("ece662_events", [])
+        self._timing = resources.setdefault("ece662_timing", {"cells_s": {}})
+        self._started = time.monotonic()
         return super().preprocess(nb, resources, km)
 
     def _note(self, cell, event: str, status: str | None = None) -> None:
@@ -66,6 +68,10 @@ class LimitedExecute(Execute):
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
+            return cell, resources
+        self._timing.setdefault("kernel_start_s", round(time.monotonic() - self._started, 2))
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") in registry.NOT_RUN_WHEN_GRADED:
+            cell.outputs = [NotebookNode(output_type="stream", name="stdout", text="Not run when graded.\n")]
             return cell, resources
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
@@ -91,6 +97,7 @@ class LimitedExecute(Execute):
             return cell, resources
         finally:
             limit, self.timeout = self.timeout, per_cell
+            self._timing["cells_s"][cell.get("id", str(index))] = round(time.monotonic() - started, 2)
         if time.monotonic() - started >= limit - 0.5:
             self._note(cell, "cell timeout", f"it ran past the {limit} s cell time limit and was interrupted")
         elif any(o.get("ename") == "MemoryError" for o in cell.get("outputs", [])):

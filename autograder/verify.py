@@ -11,6 +11,7 @@ kernel printed in a graded cell reaches the scores, the graded notebook or
 the feedback.
 """
 import json
+import time
 from pathlib import Path
 
 from nbformat import NotebookNode
@@ -91,7 +92,7 @@ def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
         problems.update({name: message for name in items})
     framework = next(iter(frameworks), "torch")
     original = reference if framework == "torch" else trusted.original(framework)
-    ctx = checks.Context(original, items, problems, trusted.accuracy)
+    ctx = checks.Context(original, items, problems, trusted.accuracy, evidence.display_names(framework))
 
     verdicts = {}
     for test in registry.TESTS:
@@ -135,13 +136,15 @@ class ApplyVerdicts(NbGraderPreprocessor):
         kill_descendants()  # nothing the kernel started may still be writing evidence
         folder = Path(self.evidence_dir or Path(resources.get("metadata", {}).get("path", ".")) / "evidence")
         status = resources.get("ece662_cell_status", {})
+        started = time.monotonic()
         verdicts = verify(folder, status, self._trusted())
+        timing = dict(resources.get("ece662_timing", {}), verify_s=round(time.monotonic() - started, 2))
         for cell in nb.cells:
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if cell.cell_type == "code" and registry.is_autograded(gid):
                 cell.outputs = [verdict_output(verdicts[gid])]
         if self.report_file:
             report = {"verdicts": {k: vars(v) for k, v in verdicts.items()}, "cell_status": status,
-                      "events": resources.get("ece662_events", [])}
+                      "events": resources.get("ece662_events", []), "timing": timing}
             Path(self.report_file).write_text(json.dumps(report, indent=1))
         return nb, resources

@@ -183,6 +183,7 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
     run = json.loads(report.read_text())
     result.graded_notebook = str(graded_nb)
     result.verdicts = {gid: Verdict(**v) for gid, v in run["verdicts"].items()}
+    result.phases.update(run["timing"])
     result.status, detail = status_of(run["events"], job["limits"]["memory_mb"])
     result.detail = "; ".join(filter(None, [detail, *notes]))
     with Gradebook(f"sqlite:///{db}") as gb:

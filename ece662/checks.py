@@ -39,8 +39,10 @@ class Trace:
 class Context:
     """The inputs of the checks: ``original`` weights, recorded ``items``, ``problems`` with items, ``evaluate``."""
 
-    def __init__(self, original: dict, items: dict, problems: dict, evaluate: Callable[[dict], float]):
+    def __init__(self, original: dict, items: dict, problems: dict, evaluate: Callable[[dict], float],
+                 layer_names: dict | None = None):
         self.original, self.items, self.problems, self._evaluate = original, items, problems, evaluate
+        self._layer_names = layer_names or {}  # canonical layer -> the name the student's framework uses
         self.convs = [k[:-7] for k, v in original.items() if k.endswith(".weight") and v.dim() == 4]
         self.linears = [k[:-7] for k, v in original.items() if k.endswith(".weight") and v.dim() == 2]
         self._accuracies = {}
@@ -50,6 +52,12 @@ class Context:
             what = f"the trace of `{item.source}`" if item.kind == "trace" else f"`{item.source}`"
             raise AssertionError(f"Grading could not use {what}: it {self.problems[item.name]}.")
         return self.items[item.name]
+
+    def name(self, key: str) -> str:
+        """A canonical layer or parameter name as the student knows it (Keras: conv1, fc1, ...)."""
+        layer, dot, param = key.rpartition(".") if key.endswith((".weight", ".bias")) else (key, "", "")
+        shown = self._layer_names.get(layer, layer)
+        return f"{shown} ({param})" if dot and shown != layer else f"{shown}{dot}{param}"
 
     def trace(self, item) -> Trace:
         return self._item(item)
@@ -128,18 +136,19 @@ def cumulative_sparsity(ctx: Context):
                 + ", ".join(f"{o:.1%}" for o in observed) + "." + _compounding_hint(observed, trace.levels))
 
 
-def _threshold_violation(original: dict, pruned: dict, layers) -> str | None:
+def _threshold_violation(ctx: Context, pruned: dict) -> str | None:
     """Message if some kept weight is smaller in |w| than some pruned one (across all layers)."""
     pruned_max, kept_min, where = -1.0, math.inf, {}
-    for n in layers:
-        w0, w1 = original[f"{n}.weight"].abs(), pruned[f"{n}.weight"]
+    for n in _weights(ctx):
+        w0, w1 = ctx.original[f"{n}.weight"].abs(), pruned[f"{n}.weight"]
         zeroed, kept = (w1 == 0) & (w0 != 0), w1 != 0
         if zeroed.any() and (m := w0[zeroed].max().item()) > pruned_max:
             pruned_max, where["pruned"] = m, n
         if kept.any() and (m := w0[kept].min().item()) < kept_min:
             kept_min, where["kept"] = m, n
     if pruned_max > kept_min:
-        return (f"layer '{where['kept']}' kept a weight with |w| = {kept_min:.4g} while layer '{where['pruned']}' "
+        return (f"layer '{ctx.name(where['kept'])}' kept a weight with |w| = {kept_min:.4g} while layer "
+                f"'{ctx.name(where['pruned'])}' "
                 f"lost one with |w| = {pruned_max:.4g}")
     return None
 
@@ -150,7 +159,7 @@ def global_threshold(ctx: Context):
     trace = ctx.trace(item)
     _require_pruning(ctx, trace, item)
     for level, state in zip(trace.levels, trace.states):
-        if problem := _threshold_violation(ctx.original, state, _weights(ctx)):
+        if problem := _threshold_violation(ctx, state):
             raise AssertionError(
                 f"At {level:.0%} the zeroed weights are not the globally smallest: {problem}. Global pruning ranks "
                 "ALL Conv2d and Linear weights together by |w|, so layers end with different sparsities; pruning "
@@ -166,12 +175,12 @@ def only_weights_changed(ctx: Context):
         for key, before in ctx.original.items():
             after = state[key]
             if key.endswith(".bias") and not torch.equal(after, before):
-                raise AssertionError(f"At {level:.0%} the bias '{key}' changed: unstructured pruning here prunes "
-                                     "weights only (biases excluded).")
+                raise AssertionError(f"At {level:.0%} the bias '{ctx.name(key)}' changed: unstructured pruning here "
+                                     "prunes weights only (biases excluded).")
             kept = after != 0
             if key.endswith(".weight") and not torch.equal(after[kept], before[kept]):
-                raise AssertionError(f"At {level:.0%} weights of '{key}' that were not pruned changed value: "
-                                     "pruning should only set weights to zero.")
+                raise AssertionError(f"At {level:.0%} weights of '{ctx.name(key)}' that were not pruned changed "
+                                     "value: pruning should only set weights to zero.")
 
 
 def _check_at_final_sparsity(ctx: Context, state: dict, what: str):
@@ -186,7 +195,7 @@ def final_model(ctx: Context):
     """The notebook's ``model`` after Part 1: global magnitude-pruned to 80%."""
     state = ctx.state(registry.PART1_MODEL)
     _check_at_final_sparsity(ctx, state, "After Part 1 `model`")
-    if problem := _threshold_violation(ctx.original, state, _weights(ctx)):
+    if problem := _threshold_violation(ctx, state):
         raise AssertionError(f"`model` is at {FINAL_SPARSITY:.0%} but not by global magnitude: {problem}.")
 
 
@@ -214,7 +223,8 @@ def _check_accuracies(ctx: Context, results_item, levels, states):
 
 def unstructured_accuracies(ctx: Context):
     """``unstructured_results[level]`` equals the accuracy of the student's own pruned model at that level."""
-    trace = _complete(ctx.trace(registry.PART1_TRACE), registry.PART1_TRACE)
+    trace = ctx.trace(registry.PART1_TRACE)
+    _require_pruning(ctx, trace, registry.PART1_TRACE)
     _check_accuracies(ctx, registry.PART1_RESULTS, trace.levels, trace.states)
 
 
@@ -233,12 +243,12 @@ def _whole_filters(ctx: Context, trace: Trace):
             whole, partial, expected = _filter_report(ctx, state, conv, level)
             if partial.any():
                 raise AssertionError(
-                    f"At level {level:.0%}, layer '{conv}' has {int(partial.sum())} filters that are only partly "
-                    "zero. Structured pruning removes WHOLE output filters (one output channel of the weight), not "
+                    f"At level {level:.0%}, layer '{ctx.name(conv)}' has {int(partial.sum())} filters that are only "
+                    "partly zero. Structured pruning removes WHOLE output filters (one output channel of the weight), not "
                     "individual weights.")
             if int(whole.sum()) != expected:
                 raise AssertionError(
-                    f"At level {level:.0%}, layer '{conv}' has {int(whole.sum())} all-zero filters out of "
+                    f"At level {level:.0%}, layer '{ctx.name(conv)}' has {int(whole.sum())} all-zero filters out of "
                     f"{len(whole)}; expected round({level} * {len(whole)}) = {expected}. Prune each Conv2d layer "
                     "separately, starting from a freshly loaded model for each level.")
 
@@ -254,8 +264,8 @@ def smallest_filters(ctx: Context):
             norms = ctx.original[f"{conv}.weight"].flatten(1).norm(dim=1)
             if whole.any() and (~whole).any() and norms[whole].max() > norms[~whole].min() * (1 + 1e-6):
                 raise AssertionError(
-                    f"At level {level:.0%}, layer '{conv}' zeroed a filter with L2 norm {norms[whole].max():.4g} "
-                    f"but kept one with norm {norms[~whole].min():.4g}: remove the filters with the SMALLEST L2 norm.")
+                    f"At level {level:.0%}, layer '{ctx.name(conv)}' zeroed a filter with L2 norm "
+                    f"{norms[whole].max():.4g} but kept one with norm {norms[~whole].min():.4g}: remove the filters with the SMALLEST L2 norm.")
 
 
 def _filter_pruned(ctx: Context) -> Trace:
@@ -275,11 +285,11 @@ def only_convs_pruned(ctx: Context):
     for level, state in zip(trace.levels, trace.states):
         for lin in ctx.linears:
             if not torch.equal(state[f"{lin}.weight"], ctx.original[f"{lin}.weight"]):
-                raise AssertionError(f"At level {level:.0%} the Linear layer '{lin}' was changed. Part 2 prunes the "
-                                     "filters of the Conv2d layers only; leave Linear layers as they are.")
+                raise AssertionError(f"At level {level:.0%} the Linear layer '{ctx.name(lin)}' was changed. Part 2 "
+                                     "prunes the filters of the Conv2d layers only; leave Linear layers as they are.")
         for key, before in ctx.original.items():
             if key.endswith(".bias") and not torch.equal(state[key], before):
-                raise AssertionError(f"At level {level:.0%} the bias '{key}' changed; prune weights only.")
+                raise AssertionError(f"At level {level:.0%} the bias '{ctx.name(key)}' changed; prune weights only.")
 
 
 def structured_accuracies(ctx: Context):
@@ -317,8 +327,8 @@ def finetuned_model(ctx: Context):
     for n in _weights(ctx):
         regrown = int(((part1[f"{n}.weight"] == 0) & (tuned[f"{n}.weight"] != 0)).sum())
         if regrown:
-            raise AssertionError(f"{regrown} weights of '{n}' that Part 1 pruned are non-zero in `finetuned_model`: "
-                                 "keep the pruning masks on while fine-tuning so pruned weights stay exactly zero.")
+            raise AssertionError(f"{regrown} weights of '{ctx.name(n)}' that Part 1 pruned are non-zero in "
+                                 "`finetuned_model`: keep the pruning masks on while fine-tuning so pruned weights stay exactly zero.")
     _check_at_final_sparsity(ctx, tuned, "`finetuned_model`")
     _trained_from(ctx, tuned, part1, "`finetuned_model`", "Part 1's pruned model")
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .model import ARCHITECTURE, DEFAULT_CONFIG, SmallCNN, build_model
-from .pruning_helper import effective_weight
+from .pruning_helper import _keras_dispatch, effective_weight
 
 
 CHANNEL_MULTIPLE = 8
@@ -35,9 +35,11 @@ def kept_filters(conv: nn.Conv2d, multiple: int = CHANNEL_MULTIPLE) -> torch.Ten
     return torch.cat([kept, padding]).sort().values
 
 
+@_keras_dispatch
 @torch.no_grad()
 def remove_zero_filters(model: SmallCNN) -> SmallCNN:
-    """A compacted dense copy of ``model`` without its all-zero Conv2d filters (works on pruned models)."""
+    """A compacted dense copy of ``model`` without its all-zero Conv2d filters (works on pruned models; a Keras
+    SmallCNN is compacted by ``ece662.keras_helper.remove_zero_filters``)."""
     if not isinstance(model, SmallCNN):
         raise TypeError(f"remove_zero_filters works on the course SmallCNN, not {type(model).__name__}")
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]

@@ -46,6 +46,15 @@ def evidence_dir() -> Path:
     return Path(os.environ.get(ENV_DIR) or "evidence")
 
 
+def display_names(framework: str) -> dict:
+    """Canonical layer -> the name a student of ``framework`` knows it by (Keras: conv1 ... fc2; torch: itself)."""
+    if framework == "tensorflow":
+        from .keras_model import CANONICAL_PREFIX
+
+        return {canonical: keras for keras, canonical in CANONICAL_PREFIX.items()}
+    return {}
+
+
 # ------------------------------------------------------------------ writing (in the kernel)
 
 def _level_key(level) -> str:
@@ -108,14 +117,27 @@ def write_results(folder: Path, item, results) -> Path:
 
 # ------------------------------------------------------------------ reading (in the grader)
 
+_NO_FOLLOW = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
 def read_capped(path: Path, limit: int) -> bytes:
-    """The bytes of a regular file, refusing links, devices, FIFOs and anything over ``limit`` bytes."""
+    """The bytes of a regular file, refusing links (the file or its folder), devices, FIFOs and anything over
+    ``limit`` bytes: a kernel must not make the grader read another student's or a system file."""
+    path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        folder = os.open(path.parent, _NO_FOLLOW | getattr(os, "O_DIRECTORY", 0))
+    except FileNotFoundError:
+        raise EvidenceError("was not recorded (did its test cell run to the end?)") from None
+    except OSError:
+        raise EvidenceError("could not be read (its folder is not a plain folder)") from None
+    try:
+        fd = os.open(path.name, _NO_FOLLOW, dir_fd=folder)
     except FileNotFoundError:
         raise EvidenceError("was not recorded (did its test cell run to the end?)") from None
     except OSError as exc:
         raise EvidenceError(f"could not be read ({exc.strerror or 'not a regular file'})") from None
+    finally:
+        os.close(folder)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

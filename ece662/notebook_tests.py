@@ -138,7 +138,8 @@ def _student_context(test, namespace: dict) -> checks.Context:
             items[item.name] = evidence.normalise_results(_variable(namespace, item))
     original = _as_torch(canonical_state(_fresh_model(mode)))
     X, y = namespace["test_data"]
-    return checks.Context(original, items, {}, lambda state: accuracy(from_canonical(state), X, y))
+    return checks.Context(original, items, {}, lambda state: accuracy(from_canonical(state), X, y),
+                          evidence.display_names(mode))
 
 
 def run_test(grade_id: str, namespace: dict) -> None:

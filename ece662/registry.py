@@ -104,6 +104,9 @@ QUESTIONS = (
     ManualQuestion("q3_answer", "q3", 5, "Inline Question 3: pruning during vs after training"),
 )
 
+# Ungraded cells that autograding skips: nothing graded depends on them, and they only cost time.
+NOT_RUN_WHEN_GRADED = ("part3_compare",)
+
 _BY_ID = {t.grade_id: t for t in TESTS}
 
 

@@ -12,6 +12,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SAMPLE = REPO.parent / "shared" / "data" / "cinic10-sample"
+# read at import, before `isolated_env` points CINIC10_DIR at the session's temporary folder
+SAMPLE_CANDIDATES = [(f"${name}", Path(os.environ[name]).expanduser().resolve())
+                     for name in ("ECE662_SAMPLE_DIR", "CINIC10_DIR") if os.environ.get(name)]
+SAMPLE_CANDIDATES.append(("the default location", SHARED_SAMPLE))
 TINY_PER_CLASS = (60, 20, 40)
 TINY_EPOCHS = 12
 
@@ -59,9 +63,40 @@ def course_env(tiny_root, session_dir):
     return save_checkpoint(model, session_dir / "models" / "torch.model", ARCHITECTURE, DEFAULT_CONFIG, meta)
 
 
+def _real_sample_root() -> tuple[Path | None, str]:
+    """(folder, "") for the first of $ECE662_SAMPLE_DIR, $CINIC10_DIR, ../shared/data/cinic10-sample that holds
+    real CINIC-10 images in train/, valid/ and test/ (no SYNTHETIC_DATA.txt); else (None, what was tried)."""
+    from ece662.data_utils import is_synthetic
+
+    tried = []
+    for source, root in SAMPLE_CANDIDATES:
+        if not all((root / split).is_dir() for split in ("train", "valid", "test")):
+            tried.append(f"{root} ({source}): no train/valid/test folders")
+        elif is_synthetic(root):
+            tried.append(f"{root} ({source}): synthetic data")
+        else:
+            return root, ""
+    return None, "; ".join(tried)
+
+
+@pytest.fixture(scope="session")
+def tf_course_env(course_env):
+    """``tensorflow.model`` beside the torch tiny model: the same weights as a Keras archive, the same metadata.
+    Skips when TensorFlow is not installed."""
+    pytest.importorskip("ece662.keras_helper")
+    from ece662 import keras_helper
+    from ece662.keras_model import from_canonical
+    from ece662.notebook_tests import canonical_state
+    from ece662.pruning_helper import load_model, model_path, read_checkpoint
+
+    keras_model = from_canonical(canonical_state(load_model(course_env)))
+    return keras_helper.save_model(keras_model, model_path("tensorflow"), meta=read_checkpoint(course_env)["meta"])
+
+
 @pytest.fixture
 def sample_root():
-    """The 4,000 real CINIC-10 images beside the project, if present."""
-    if not SHARED_SAMPLE.is_dir():
-        pytest.skip(f"real CINIC-10 sample not found at {SHARED_SAMPLE}")
-    return SHARED_SAMPLE
+    """Real CINIC-10 images: $ECE662_SAMPLE_DIR, else $CINIC10_DIR, else the 4,000-image sample beside the project."""
+    root, why = _real_sample_root()
+    if root is None:
+        pytest.skip(f"real CINIC-10 sample not found: {why}")
+    return root

@@ -5,9 +5,9 @@ autograder/examples.py (correct, wrong, tampering, hostile, invalid) with two
 workers; the tests below read its results, CSV, feedback and gradebook.
 """
 import csv
+import importlib.util
 import shutil
 import sqlite3
-import zipfile
 from pathlib import Path
 
 import nbformat
@@ -40,6 +40,12 @@ EXPECTED = {
     "wrong_finetune_drops_masks": ({"test_part4_finetuned"}, "graded"),
     "wrong_gradual_untrained": ({"test_part4_gradual"}, "graded"),
     # the fake test_model stays defined, so every recorded accuracy after it is fake too
+    # TensorFlow mode: the same mistakes lose the same points
+    "tf_correct": (set(), "graded"),
+    "tf_wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model", "test_part4_finetuned",
+                                       "test_part4_gradual"}, "graded"),
+    "tf_wrong_per_layer": ({"test_part1_global", "test_part1_final_model"}, "graded"),
+    "tf_wrong_structured_hits_dense": ({"test_part2_scope"}, "graded"),
     "tamper_fake_test_model": ({"test_part1_accuracies", "test_part2_accuracies", "test_part4_accuracies"}, "graded"),
     # it replaces run_test itself, so no test cell records anything: nothing can be credited
     "tamper_patched_libraries": (set(FULL), "graded"),
@@ -62,8 +68,14 @@ NEEDS_SANDBOX = {"hostile_edits_model", "hostile_snoops"}
 GRADED_HERE = [n for n in EXAMPLES if n not in NEEDS_SANDBOX or SANDBOXED]
 
 
+TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
+GRADED_HERE = [n for n in GRADED_HERE if TENSORFLOW or not n.startswith("tf_")]
+
+
 @pytest.fixture(scope="session")
-def graded(course_env, tmp_path_factory):
+def graded(course_env, tmp_path_factory, request):
+    if TENSORFLOW:
+        request.getfixturevalue("tf_course_env")  # tensorflow.model beside torch.model
     base = tmp_path_factory.mktemp("grading")
     write_examples(base / "submissions", GRADED_HERE)
     results = grade(base / "submissions", base / "out", workers=2, limits=LIMITS, verbose=True)
@@ -79,6 +91,8 @@ def test_example_gets_exactly_its_points(graded, name):
     _, results = graded
     if name in NEEDS_SANDBOX and not SANDBOXED:
         pytest.skip(sandbox_unavailable_reason())
+    if name.startswith("tf_") and not TENSORFLOW:
+        pytest.skip("TensorFlow is not installed (pip install -e '.[tensorflow]')")
     failing, status = EXPECTED[name]
     result = results[name]
     assert result.status == status, result.detail
@@ -162,22 +176,6 @@ def test_rerun_is_idempotent_and_regrades_only_what_changed(graded, capsys):
     for name, text in before.items():
         if name not in ("wrong_per_layer.json", "blank.json"):
             assert (out / "results" / name).read_text() == text
-
-
-def test_lms_zip(course_env, tmp_path):
-    write_examples(tmp_path / "files", ["correct", "blank"])
-    archive = tmp_path / "submissions.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        z.write(tmp_path / "files" / "correct.ipynb", "doejane_12345_67890_pruning.ipynb")
-        z.write(tmp_path / "files" / "blank.ipynb", "smithj_late_222_333_pruning-1.ipynb")
-        z.writestr("__MACOSX/._junk", b"junk")
-    # an output folder deeper than a Unix socket path may be long: the kernels' sockets must not live in it
-    out = tmp_path / ("deep-output-folder-" * 6) / "out"
-    assert len(str(out)) > 110
-    results = {r.student: r for r in grade(archive, out, workers=2, limits=LIMITS, verbose=False)}
-    assert set(results) == {"doejane", "smithj"}
-    assert results["doejane"].autograded_score() == registry.autograded_total()
-    assert results["smithj"].autograded_score() == 0
 
 
 def test_unsandboxed_tampering_is_detected(course_env, tmp_path, monkeypatch):
