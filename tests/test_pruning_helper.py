@@ -47,7 +47,7 @@ def test_test_model_rejects_wrong_input(model):
         test_model(model, [np.zeros((4, 3, 32, 32), np.uint8), np.zeros(4, int)])
     with pytest.raises(ValueError, match="4 images but 3 labels"):
         test_model(model, [np.zeros((4, 32, 32, 3), np.uint8), np.zeros(3, int)])
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(TypeError, match="use mode='torch'"):  # a torch model evaluated in TensorFlow mode
         test_model(model, [np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4, int)], mode="tensorflow")
 
 
