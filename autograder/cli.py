@@ -1,20 +1,23 @@
-"""Command line: ``python -m autograder {release,grade}``."""
+"""Command line: ``python -m autograder {release,grade,formgrade,export}``."""
 import argparse
 import sys
 
-from .collect import DEFAULT_NAME_PATTERN
 from .course import generate_release
+from .export import export
+from .formgrade import serve
 from .pipeline import Limits, grade
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description="ECE 662 instructor tools",
                                      epilog="Gradescope bundle: python -m autograder.gradescope build")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("release", help="regenerate release/ from assignment/ (nbgrader generate_assignment)")
     g = sub.add_parser("grade", help="autograde a folder of notebooks (<student_id>.ipynb) or an LMS zip")
-    g.add_argument("submissions", help="folder or .zip")
+    g.add_argument("submissions", help="folder or .zip (a Canvas bulk download is recognised by its file names)")
     g.add_argument("--out", default="grading", help="output folder (default: %(default)s)")
+    g.add_argument("--roster", help="Canvas gradebook export (CSV): names, and a 'missing' row for who handed in "
+                                    "nothing; remembered for export")
     g.add_argument("--workers", type=int, default=2, help="notebooks graded at once (default: %(default)s)")
     g.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout, help="seconds per cell")
     g.add_argument("--notebook-timeout", type=int, default=Limits.notebook_timeout, help="seconds per notebook")
@@ -22,18 +25,34 @@ def main(argv=None) -> int:
     g.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto",
                    help="bubblewrap sandbox for kernels: auto = when available (default)")
     g.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
-    g.add_argument("--name-pattern", default=DEFAULT_NAME_PATTERN,
-                   help="regex with student_id and file_id groups for file names in a zip")
-    args = parser.parse_args(argv)
+    g.add_argument("--name-pattern", help="regex matching each file's whole path inside the zip or folder, with a "
+                                          "student_id group (optional: name, late, submission_id)")
+    f = sub.add_parser("formgrade", help="grade the inline questions by hand in nbgrader's formgrader")
+    f.add_argument("out", help="the grading output folder")
+    f.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    e = sub.add_parser("export", help="final grades: grades.csv, feedback and canvas.csv with manual scores")
+    e.add_argument("out", help="the grading output folder")
+    e.add_argument("--roster", help="Canvas gradebook export (CSV); default: the one given to grade")
+    e.add_argument("--assignment", help='the Canvas column, "Name (id)" (default: the roster\'s column naming '
+                                        'this assignment)')
+    return parser
 
-    if args.command == "release":
-        print(f"wrote {generate_release()}")
-        return 0
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     try:
-        results = grade(args.submissions, args.out, args.workers,
-                        Limits(args.cell_timeout, args.notebook_timeout, args.memory_mb),
-                        args.sandbox, args.force, args.name_pattern)
+        if args.command == "release":
+            print(f"wrote {generate_release()}")
+        elif args.command == "grade":
+            results = grade(args.submissions, args.out, args.workers,
+                            Limits(args.cell_timeout, args.notebook_timeout, args.memory_mb),
+                            args.sandbox, args.force, args.name_pattern, roster=args.roster)
+            return 0 if results else 1
+        elif args.command == "formgrade":
+            serve(args.out, args.port)
+        else:
+            export(args.out, args.roster, args.assignment)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0 if results else 1
+    return 0

@@ -1,21 +1,72 @@
-"""Find each student's submission in a folder or an LMS bulk-download zip.
+"""Find each student's submission in a folder or an LMS bulk-download zip, losing nothing.
 
-Folder: ``<student_id>.ipynb`` files, or ``<student_id>/<any name>.ipynb``.
-Zip: extracted with nbgrader's ``ExtractorPlugin`` (nested zips too); student
-ids come from file names through nbgrader's ``FileNameCollectorPlugin``.
-The default pattern reads both ``alice.ipynb`` and Canvas-style names
-(``doejane_12345_67890_pruning.ipynb``, ``doejane_late_...``); other LMS name
-schemes need ``--name-pattern`` with a ``student_id`` and a ``file_id`` group.
-A student with several files is graded on their newest notebook; a student
-who handed in only other files is reported as an invalid notebook.
+Every file is either one student's submission, a superseded file of a student
+(listed, not graded), or unmatched (reported by name, never dropped).
+
+* Canvas bulk downloads name files ``<name>[_late]_<userid>_<submissionid>_<file>``:
+  the student id is the Canvas user id (two students may share a name), the
+  name and the late flag are kept. A folder or zip in which any file follows
+  this scheme is read as a Canvas download, and its other files are unmatched.
+* Otherwise a folder holds ``<student_id>.<ext>`` or ``<student_id>/<any file>``,
+  a zip ``<student_id>.<ext>`` files.
+* ``--name-pattern REGEX`` replaces both: it must match a file's whole path
+  inside the zip or folder (``/`` separators) and have a ``student_id`` group;
+  optional groups ``name``, ``late`` (non-empty when late) and ``submission_id``.
+
+A student with several files is graded on the one with the highest submission
+id, then notebooks before other files, then the newest.
+Zips (nested ones too) are extracted with nbgrader's ``ExtractorPlugin``.
 """
+import json
 import re
 import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from nbgrader.plugins.zipcollect import ExtractorPlugin, FileNameCollectorPlugin
+from nbgrader.plugins.zipcollect import ExtractorPlugin
 
-DEFAULT_NAME_PATTERN = r".*/(?P<student_id>[^/_]+?)(?:_late)?(?:_\d+_\d+_[^/]*?)?(?P<file_id>\.[^./]+)$"
+CANVAS_PATTERN = (r"(?:.*/)?(?P<name>[^/_]*)(?P<late>_[Ll][Aa][Tt][Ee])?_(?P<student_id>\d+)_(?P<submission_id>\d+)"
+                  r"_[^/]+(?:/.+)?")
+PLAIN_PATTERN = r"(?:.*/)?(?P<student_id>[^/]+?)\.[^./]+"  # alice.ipynb
+FOLDER_PATTERN = r"(?P<student_id>[^/]+)/[^/]+"  # alice/anything.ipynb (folders only)
+ARCHIVE_SUFFIXES = (".zip", ".gz")
+
+
+@dataclass
+class Submission:
+    student: str
+    path: str  # the file to grade (an extracted copy for a zip)
+    file: str  # its name as handed in: the path inside the zip or folder
+    name: str = ""  # the LMS's name for the student (Canvas: the name slug)
+    late: bool = False
+    submission_id: str = ""
+
+
+@dataclass
+class Superseded:
+    file: str
+    student: str
+    kept: str  # the file graded instead
+
+
+@dataclass
+class Collection:
+    submissions: dict = field(default_factory=dict)  # student id -> Submission
+    superseded: list = field(default_factory=list)  # Superseded
+    unmatched: list = field(default_factory=list)  # files that name no student
+
+    def files(self) -> dict[str, Path]:
+        """{student id: file to grade}."""
+        return {s: Path(sub.path) for s, sub in self.submissions.items()}
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> "Collection":
+        data = json.loads(Path(path).read_text())
+        return cls({s: Submission(**v) for s, v in data["submissions"].items()},
+                   [Superseded(**v) for v in data["superseded"]], list(data["unmatched"]))
 
 
 def safe_id(text: str) -> str:
@@ -24,38 +75,77 @@ def safe_id(text: str) -> str:
     return cleaned or "unnamed"
 
 
-def _student_of(path: Path, top: Path, collector, from_zip: bool) -> str:
-    rel = path.relative_to(top)
-    if len(rel.parts) > 1 and not from_zip:  # <student>/<file> in a folder
-        return safe_id(rel.parts[0])
-    found = collector.collect(str(path))
-    return safe_id(found["student_id"] if found and found.get("student_id") else path.stem)
+def _is_junk(rel: Path) -> bool:
+    return any(part.startswith((".", "__MACOSX")) for part in rel.parts) or ".ipynb_checkpoints" in rel.parts
 
 
-def collect(source: Path, staging: Path, name_pattern: str = DEFAULT_NAME_PATTERN) -> dict[str, Path]:
-    """{student_id: file to grade}; zips are extracted under ``staging``."""
+def _files(top: Path) -> list[str]:
+    """Relative paths of the submission files under ``top`` (an archive that was extracted beside itself: skipped)."""
+    found = []
+    for path in sorted(p for p in top.rglob("*") if p.is_file()):
+        rel = path.relative_to(top)
+        extracted_beside = path.suffix.lower() in ARCHIVE_SUFFIXES and path.with_suffix("").is_dir()
+        if not _is_junk(rel) and not extracted_beside:
+            found.append(rel.as_posix())
+    return found
+
+
+def _patterns(files: list[str], name_pattern: str | None, from_zip: bool) -> list[re.Pattern]:
+    if name_pattern:
+        pattern = re.compile(name_pattern)
+        if "student_id" not in pattern.groupindex:
+            raise ValueError(f"--name-pattern {name_pattern!r} has no (?P<student_id>...) group")
+        return [pattern]
+    canvas = re.compile(CANVAS_PATTERN)
+    if any(canvas.fullmatch(f) for f in files):
+        return [canvas]
+    return [re.compile(PLAIN_PATTERN)] if from_zip else [re.compile(FOLDER_PATTERN), re.compile(PLAIN_PATTERN)]
+
+
+def _unpack(source: Path, staging: Path) -> Path:
+    """Extract the zip under ``staging``; returns the folder holding its contents."""
+    archive = staging / "archive"
+    shutil.rmtree(staging, ignore_errors=True)
+    archive.mkdir(parents=True)
+    shutil.copy(source, archive / source.name)
+    ExtractorPlugin().extract(str(archive), str(staging / "extracted"))
+    return staging / "extracted" / source.stem
+
+
+def _rank(sub: Submission) -> tuple:
+    """Higher is preferred: newest submission id, then a notebook, then the newest file."""
+    number = int(sub.submission_id) if sub.submission_id.isdigit() else -1
+    return number, sub.path.endswith(".ipynb"), Path(sub.path).stat().st_mtime, sub.file
+
+
+def collect(source: Path, staging: Path, name_pattern: str | None = None) -> Collection:
+    """Every file in ``source`` (folder or zip) as a submission, a superseded file or an unmatched one."""
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist: pass a folder of notebooks or an LMS zip")
-    if source.is_file():
-        if source.suffix.lower() != ".zip":
-            raise ValueError(f"{source} is a file but not a .zip: pass a folder of notebooks or an LMS zip")
-        archive, top = staging / "archive", staging / "extracted"
-        shutil.rmtree(staging, ignore_errors=True)
-        archive.mkdir(parents=True)
-        shutil.copy(source, archive / source.name)
-        ExtractorPlugin().extract(str(archive), str(top))
-    else:
-        top = source
-    collector = FileNameCollectorPlugin(named_regexp=name_pattern, valid_ext=[p.suffix for p in top.rglob("*")])
-    chosen: dict[str, Path] = {}
-    for path in sorted(p for p in top.rglob("*") if p.is_file()):
-        rel = path.relative_to(top)
-        if any(part.startswith((".", "__MACOSX")) for part in rel.parts) or ".ipynb_checkpoints" in rel.parts:
+    from_zip = source.is_file()
+    if from_zip and source.suffix.lower() != ".zip":
+        raise ValueError(f"{source} is a file but not a .zip: pass a folder of notebooks or an LMS zip")
+    top = _unpack(source, staging) if from_zip else source
+    files = _files(top) if top.is_dir() else []
+    patterns = _patterns(files, name_pattern, from_zip)
+
+    collection, raw_ids, candidates = Collection(), {}, {}
+    for rel in files:
+        match = next((m for p in patterns if (m := p.fullmatch(rel)) and m.group("student_id")), None)
+        if match is None:
+            collection.unmatched.append(rel)
             continue
-        student = _student_of(path, top, collector, from_zip=source.is_file())
-        best = chosen.get(student)
-        is_nb = path.suffix == ".ipynb"
-        if best is None or (is_nb, path.stat().st_mtime) > (best.suffix == ".ipynb", best.stat().st_mtime):
-            chosen[student] = path
-    return chosen
+        groups = match.groupdict()
+        student = safe_id(groups["student_id"])
+        if raw_ids.setdefault(student, groups["student_id"]) != groups["student_id"]:
+            raise ValueError(f"{source}: student ids {raw_ids[student]!r} and {groups['student_id']!r} both become "
+                             f"{student!r} as folder names; rename one of the files")
+        candidates.setdefault(student, []).append(Submission(
+            student, str(top / rel), rel, groups.get("name") or "", bool(groups.get("late")),
+            groups.get("submission_id") or ""))
+    for student, subs in sorted(candidates.items()):
+        subs.sort(key=_rank, reverse=True)
+        collection.submissions[student] = subs[0]
+        collection.superseded += [Superseded(s.file, student, subs[0].file) for s in subs[1:]]
+    return collection
