@@ -39,6 +39,7 @@ def base_config(root=REPO, db_path=None) -> Config:
         c.CourseDirectory.db_url = f"sqlite:///{db_path}"
     c.ClearSolutions.code_stub = {"python": CODE_STUB}
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
+    c.HTMLExporter.sanitize_html = True  # students' HTML and scripts are shown as text in feedback and formgrader
     return c
 
 

@@ -127,7 +127,8 @@ def train_with_gradual_pruning(model, epochs, target):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     for epoch in range(epochs):
         train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)
-        prune_unstructured_to(model, target * (epoch + 1) / epochs)
+        if epoch < epochs - 1:
+            prune_unstructured_to(model, target * (epoch + 1) / (epochs - 1))
 
 finetuned_model = clone_model(model)
 finetune(finetuned_model, part4_epochs)
@@ -145,8 +146,8 @@ for _, layer in prunable_layers(finetuned_model):
 
 # Wrong: "gradual" pruning without any training.
 P4_GRADUAL_UNTRAINED = P4_CORRECT.replace(
-    "        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)\n        prune_unstructured_to",
-    "        prune_unstructured_to")
+    "        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)\n        if epoch",
+    "        if epoch")
 
 # TensorFlow mode (the `mode` cell set to 'tensorflow'): Keras has no global pruning, so one threshold over all
 # kernels and set_weights; a Keras conv filter is the LAST axis of its (h, w, in, out) kernel.

@@ -43,6 +43,8 @@ class LimitedExecute(Execute):
     notebook_timeout = Integer(600, help="Seconds for the whole notebook; later cells are not run").tag(config=True)
     max_kernel_restarts = Integer(3, help="Kernel deaths survived before the remaining cells are skipped").tag(
         config=True)
+    max_output_bytes = Integer(2 * 2**20, help="Output kept per cell; the rest is dropped (an output flood must "
+                                               "not fill the grader's memory or the feedback)").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._deadline = time.monotonic() + self.notebook_timeout
@@ -51,7 +53,22 @@ class LimitedExecute(Execute):
         self._events = resources.setdefault("ece662_events", [])
         self._timing = resources.setdefault("ece662_timing", {"cells_s": {}})
         self._started = time.monotonic()
+        self._output_bytes = {}
         return super().preprocess(nb, resources, km)
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in content.get("data", {}).values())
+        used = self._output_bytes.get(cell_index, 0)
+        if used + size > self.max_output_bytes:
+            if used <= self.max_output_bytes:  # say so once
+                outs.append(NotebookNode(output_type="stream", name="stderr",
+                                         text=f"[output cut: this cell printed more than {self.max_output_bytes:,} "
+                                              "bytes]\n"))
+                self._output_bytes[cell_index] = self.max_output_bytes + 1
+            return None
+        self._output_bytes[cell_index] = used + size
+        return super().output(outs, msg, display_id, cell_index)
 
     def _note(self, cell, event: str, status: str | None = None) -> None:
         """Record what happened in ``cell`` (an event, and the status of an autograded cell)."""

@@ -111,6 +111,7 @@ def exporter() -> HTMLExporter:
     """nbgrader's feedback page, with the template above."""
     c = Config()
     c.HTMLExporter.template_name = "feedback"
+    c.HTMLExporter.sanitize_html = True  # a student's <script> or onerror= is shown as text, never run
     c.HTMLExporter.extra_template_basedirs = [os.path.join(_FORMGRADER, "templates")]
     c.HTMLExporter.extra_template_paths = [os.path.join(_FORMGRADER, "static", "node_modules", "bootstrap", "dist",
                                                         "css")]

@@ -11,6 +11,7 @@ kernel printed in a graded cell reaches the scores, the graded notebook or
 the feedback.
 """
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .processes import kill_descendants
 from .results import Verdict
 
 PASSED = "passed"
+MAX_MESSAGE_CHARS = 2000
 RAN = "ran"  # cell status recorded by LimitedExecute; anything else says why the cell did not run to the end
 
 
@@ -46,15 +48,25 @@ class TrustedData:
 
         return {k: v.float() for k, v in read_checkpoint(self.model_dir / "torch.model")["state_dict"].items()}
 
-    def accuracy(self, state: dict) -> float:
+    def _data(self) -> dict:
         from ece662 import data_utils
+
+        if self._test is None:
+            self._test = data_utils.get_CINIC10_data(root=self.data_root, verbose=False)
+        return self._test
+
+    def accuracy(self, state: dict) -> float:
         from ece662.model import from_canonical
         from ece662.pruning_helper import accuracy
 
-        if self._test is None:
-            data = data_utils.get_CINIC10_data(root=self.data_root, verbose=False)
-            self._test = data["X_test"], data["y_test"]
-        return accuracy(from_canonical(state), *self._test)
+        return accuracy(from_canonical(state), self._data()["X_test"], self._data()["y_test"])
+
+    def training_loss(self, state: dict) -> float:
+        from ece662.model import from_canonical
+        from ece662.pruning_helper import mean_loss
+
+        n = checks.LOSS_CHECK_IMAGES
+        return mean_loss(from_canonical(state), self._data()["X_train"][:n], self._data()["y_train"][:n])
 
 
 def _load(folder: Path, item, shapes: dict):
@@ -87,12 +99,19 @@ def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
             continue
         if framework:
             frameworks.add(framework)
-    if len(frameworks) > 1:
-        message = "was recorded with both PyTorch and TensorFlow models: use one `mode` throughout"
-        problems.update({name: message for name in items})
     framework = next(iter(frameworks), "torch")
-    original = reference if framework == "torch" else trusted.original(framework)
-    ctx = checks.Context(original, items, problems, trusted.accuracy, evidence.display_names(framework))
+    if len(frameworks) > 1:
+        problems.update({name: "was recorded with both PyTorch and TensorFlow models: use one `mode` throughout"
+                         for name in items})
+    original = reference
+    if framework != "torch":
+        try:
+            original = trusted.original(framework)
+        except (OSError, ValueError):
+            problems.update({name: f"was recorded in {framework} mode, which this course does not grade: use "
+                                   "mode='torch'" for name in items})
+    ctx = checks.Context(original, items, problems, trusted.accuracy, trusted.training_loss,
+                         evidence.display_names(framework))
 
     verdicts = {}
     for test in registry.TESTS:
@@ -104,8 +123,33 @@ def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
             checks.run(test.grade_id, ctx)
             verdicts[test.grade_id] = Verdict(True, PASSED)
         except AssertionError as exc:
-            verdicts[test.grade_id] = Verdict(False, str(exc))
+            verdicts[test.grade_id] = Verdict(False, str(exc)[:MAX_MESSAGE_CHARS])
+        except Exception:  # a bug in a check must cost no one their other tests, nor show grader internals
+            logging.getLogger(__name__).exception("checking %s failed", test.grade_id)
+            verdicts[test.grade_id] = Verdict(False, "This test could not be checked because of an error in the "
+                                                     "grader; your instructor has the details.")
     return verdicts
+
+
+SHOWN_MIME_TYPES = ("text/plain", "image/png", "image/jpeg")
+
+
+def passive(output: NotebookNode) -> NotebookNode:
+    """An output with only plain text and images: a student's HTML, JavaScript or SVG never reaches a grader's
+    or a student's browser (feedback, formgrader)."""
+    if "data" in output:
+        output["data"] = {k: v for k, v in output["data"].items() if k in SHOWN_MIME_TYPES}
+    return output
+
+
+def remove_planted_links(folder: Path) -> None:
+    """Delete links and special files the kernel left in its folder: nbgrader writes the graded notebook
+    there, and must not write through a link to a file of the grader's."""
+    import os
+
+    for entry in os.scandir(folder):
+        if entry.is_symlink() or not (entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)):
+            os.unlink(entry.path)
 
 
 def verdict_output(verdict: Verdict) -> NotebookNode:
@@ -121,6 +165,7 @@ class ApplyVerdicts(NbGraderPreprocessor):
     folder, its dataset and ``evidence/`` beside the notebook."""
 
     model_dir = Unicode("", help="the grader's course model folder").tag(config=True)
+    kernel_dir = Unicode("", help="the folder the kernel could write (the notebook's)").tag(config=True)
     data_root = Unicode("", help="the grader's dataset folder").tag(config=True)
     evidence_dir = Unicode("", help="the folder the kernel recorded evidence in").tag(config=True)
     report_file = Unicode("", help="where to save verdicts, cell status and events as JSON").tag(config=True)
@@ -134,7 +179,9 @@ class ApplyVerdicts(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         kill_descendants()  # nothing the kernel started may still be writing evidence
-        folder = Path(self.evidence_dir or Path(resources.get("metadata", {}).get("path", ".")) / "evidence")
+        kernel_dir = Path(self.kernel_dir or resources.get("metadata", {}).get("path", "."))
+        remove_planted_links(kernel_dir)
+        folder = Path(self.evidence_dir or kernel_dir / "evidence")
         status = resources.get("ece662_cell_status", {})
         started = time.monotonic()
         verdicts = verify(folder, status, self._trusted())
@@ -143,6 +190,8 @@ class ApplyVerdicts(NbGraderPreprocessor):
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if cell.cell_type == "code" and registry.is_autograded(gid):
                 cell.outputs = [verdict_output(verdicts[gid])]
+            elif cell.cell_type == "code":
+                cell.outputs = [passive(o) for o in cell.outputs]
         if self.report_file:
             report = {"verdicts": {k: vars(v) for k, v in verdicts.items()}, "cell_status": status,
                       "events": resources.get("ece662_events", []), "timing": timing}

@@ -35,13 +35,21 @@ from .sandbox import KERNEL_NAME, kernel_argv, write_kernelspec
 NOTEBOOK_ID = Path(NOTEBOOK).stem
 
 
-def known_cell_ids(template_db: Path) -> set:
-    """Ids of all nbgrader cells of the assignment, from the template gradebook."""
+def known_cells(template_db: Path) -> dict[str, dict]:
+    """{grade id: its nbgrader metadata} for every nbgrader cell of the assignment, from the template gradebook."""
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{template_db}") as gb:
         nb = gb.find_notebook(NOTEBOOK_ID, ASSIGNMENT)
-        return {cell.name for cell in nb.grade_cells} | {cell.name for cell in nb.source_cells}
+        points = {cell.name: cell.max_score for cell in nb.grade_cells}
+        solutions = {cell.name for cell in nb.solution_cells}
+        cells = {}
+        for cell in nb.source_cells:
+            cells[cell.name] = {"grade": cell.name in points, "grade_id": cell.name, "locked": cell.locked,
+                                "schema_version": 3, "solution": cell.name in solutions, "task": False}
+            if cell.name in points:
+                cells[cell.name]["points"] = points[cell.name]
+        return cells
 
 
 def read_submission(path: Path):
@@ -55,15 +63,20 @@ def read_submission(path: Path):
     return nb, None
 
 
-def repair(nb, known: set) -> list[str]:
-    """Strip nbgrader metadata naming unknown or duplicate grade ids (nbgrader re-adds the real test cells)."""
+def repair(nb, known: dict) -> list[str]:
+    """Strip nbgrader metadata naming unknown or duplicate grade ids (nbgrader re-adds the real test cells), and
+    give every known cell the assignment's flags and points back (changed flags make nbgrader refuse the file)."""
     notes, seen = [], set()
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader")
-        if not meta:
+        if not isinstance(meta, dict):
+            cell.get("metadata", {}).pop("nbgrader", None)
             continue
         gid = meta.get("grade_id")
-        if gid not in known and (meta.get("grade") or meta.get("solution") or meta.get("locked")):
+        if gid in known and gid not in seen and any(meta.get(k) != v for k, v in known[gid].items()):
+            cell.metadata.nbgrader = dict(known[gid])
+            notes.append(f"cell '{gid}' had its nbgrader settings changed; they were restored")
+        elif gid not in known and (meta.get("grade") or meta.get("solution") or meta.get("locked")):
             cell.metadata.pop("nbgrader")
             notes.append(f"cell id '{gid}' is not part of the assignment (renamed?); the original cell was restored")
         elif gid in seen:
@@ -85,6 +98,7 @@ def autograde_config(course: Path, db: Path, runtime: Path, job: dict, report: P
     c.ApplyVerdicts.model_dir = job["model_dir"]
     c.ApplyVerdicts.data_root = job["data_root"]
     c.ApplyVerdicts.evidence_dir = job["evidence_dir"]
+    c.ApplyVerdicts.kernel_dir = str(Path(job["evidence_dir"]).parent)
     c.ApplyVerdicts.report_file = str(report)
     c.OverwriteCells.add_missing_cells = True
     c.KernelManager.transport = "ipc"
@@ -121,7 +135,7 @@ def grade_one(job: dict) -> GradingResult:
     nb, problem = read_submission(submission)
     if nb is None:
         return GradingResult.failed(student, STATUS_INVALID, problem, **common)
-    notes = repair(nb, known_cell_ids(Path(job["template_db"])))
+    notes = repair(nb, known_cells(Path(job["template_db"])))
 
     if work.exists():
         shutil.rmtree(work)
@@ -153,7 +167,6 @@ def grade_one(job: dict) -> GradingResult:
 
 def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path, job: dict, notes: list) -> None:
     """Run nbgrader's autograde (execution, verification, scores) and feedback; fills in ``result``."""
-    from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
 
     student = result.student
@@ -176,8 +189,9 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
     result.phases["autograde_s"] = round(time.monotonic() - phase, 2)
     graded_nb = scratch / NOTEBOOK
     if not outcome["success"] or not graded_nb.is_file() or not report.is_file():
-        log = (outcome.get("error") or outcome.get("log") or "")[-2000:]
-        result.status, result.detail = STATUS_CRASHED, "nbgrader could not autograde this notebook: " + log
+        print("nbgrader could not autograde:", outcome.get("error") or outcome.get("log"), flush=True)  # the log
+        result.status = STATUS_CRASHED
+        result.detail = "nbgrader could not autograde this notebook (the grading log has the details)"
         result.scores = {t.grade_id: 0.0 for t in registry.TESTS}
         return
     run = json.loads(report.read_text())
@@ -186,16 +200,42 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
     result.phases.update(run["timing"])
     result.status, detail = status_of(run["events"], job["limits"]["memory_mb"])
     result.detail = "; ".join(filter(None, [detail, *notes]))
-    with Gradebook(f"sqlite:///{db}") as gb:
-        snb = gb.find_submission_notebook(NOTEBOOK_ID, ASSIGNMENT, student)
-        for grade in snb.grades:
-            result.scores[grade.name] = None if grade.needs_manual_grade else float(grade.score)
+    result.scores = trusted_scores(db, student, result.verdicts)
     phase = time.monotonic()
     feedback = api.generate_feedback(ASSIGNMENT, student, force=True)
     result.phases["feedback_s"] = round(time.monotonic() - phase, 2)
     html = course / "feedback" / student / ASSIGNMENT / (NOTEBOOK_ID + ".html")
     if feedback["success"] and html.is_file():
         result.feedback = str(html)
+
+
+def trusted_scores(db: Path, student: str, verdicts: dict) -> dict:
+    """Scores decided here, written back over anything the kernel may have written into its gradebook.
+
+    Autograded tests: their points if the verifier passed them, else 0. Hand-graded questions: 0 when nbgrader
+    found them unanswered, else waiting for a grader. Manual scores, extra credit and comments are cleared and
+    the cells' points restored from the registry (only graders set them, in the merged gradebook)."""
+    from nbgrader.api import Gradebook
+
+    points, scores = registry.points(), {}
+    with Gradebook(f"sqlite:///{db}") as gb:
+        for cell in gb.find_notebook(NOTEBOOK_ID, ASSIGNMENT).grade_cells:
+            cell.max_score = points.get(cell.name, 0)
+        snb = gb.find_submission_notebook(NOTEBOOK_ID, ASSIGNMENT, student)
+        for grade in snb.grades:
+            grade.manual_score = grade.extra_credit = None
+            if registry.is_autograded(grade.name):
+                passed = grade.name in verdicts and verdicts[grade.name].passed
+                grade.auto_score, grade.needs_manual_grade = (float(points[grade.name]) if passed else 0.0), False
+                scores[grade.name] = grade.auto_score
+            elif grade.auto_score == 0 and not grade.needs_manual_grade:
+                scores[grade.name] = 0.0  # unanswered
+            else:
+                grade.auto_score, grade.needs_manual_grade, scores[grade.name] = None, True, None
+        for comment in snb.comments:
+            comment.manual_comment = None
+        gb.db.commit()
+    return scores
 
 
 def main(argv=None) -> int:

@@ -26,6 +26,8 @@ from .registry import FINAL_SPARSITY
 ACCURACY_TOLERANCE = 0.0025  # recorded vs re-evaluated accuracy (a few images of 5000; frameworks differ slightly)
 MIN_TRAINED_FRACTION = 0.5  # Part 4: at least half of the kept weights must have moved
 MIN_CORRELATION = 0.5  # Part 4: trained weights stay close to where they started
+MIN_LOSS_DROP = 0.01  # Part 4: training lowers the training loss by at least 1% (honest runs: 3.5-7.5%)
+LOSS_CHECK_IMAGES = 1000  # Part 4: the first training images, which every Part 4 run trains on
 
 
 @dataclass
@@ -40,8 +42,9 @@ class Context:
     """The inputs of the checks: ``original`` weights, recorded ``items``, ``problems`` with items, ``evaluate``."""
 
     def __init__(self, original: dict, items: dict, problems: dict, evaluate: Callable[[dict], float],
-                 layer_names: dict | None = None):
+                 training_loss: Callable[[dict], float], layer_names: dict | None = None):
         self.original, self.items, self.problems, self._evaluate = original, items, problems, evaluate
+        self.training_loss = training_loss  # mean cross-entropy on the first LOSS_CHECK_IMAGES training images
         self._layer_names = layer_names or {}  # canonical layer -> the name the student's framework uses
         self.convs = [k[:-7] for k, v in original.items() if k.endswith(".weight") and v.dim() == 4]
         self.linears = [k[:-7] for k, v in original.items() if k.endswith(".weight") and v.dim() == 2]
@@ -96,7 +99,8 @@ def _complete(trace: Trace, item) -> Trace:
 
 
 def _require_pruning(ctx: Context, trace: Trace, item):
-    """No credit for a function that prunes (almost) nothing: each level reaches half its target."""
+    """No credit for a function that prunes (almost) nothing or (almost) everything: each level reaches half
+    its target and keeps at least a hundredth of the weights it should keep."""
     _complete(trace, item)
     for level, state in zip(trace.levels, trace.states):
         observed = _sparsity(state, _weights(ctx))
@@ -104,6 +108,10 @@ def _require_pruning(ctx: Context, trace: Trace, item):
             raise AssertionError(
                 f"After {item.source}(model, {level}) only {observed:.2%} of the Conv2d+Linear weights are zero "
                 f"(target {level:.0%}): your function does not prune enough to be checked further.")
+        if observed > 1 - (1 - level) / 100:
+            raise AssertionError(
+                f"After {item.source}(model, {level}) {observed:.2%} of the Conv2d+Linear weights are zero "
+                f"(target {level:.0%}): your function prunes (almost) everything, so it cannot be checked further.")
 
 
 # ---------------------------------------------------------------- Part 1: global unstructured pruning
@@ -300,8 +308,9 @@ def structured_accuracies(ctx: Context):
 
 # ---------------------------------------------------------------- Part 4: pruning during vs after training
 
-def _trained_from(ctx: Context, state: dict, start: dict, what: str, start_what: str):
-    """Most kept weights moved away from ``start``, yet stay correlated with it (trained, not replaced)."""
+def _trained_from(ctx: Context, state: dict, start: dict, what: str, start_what: str, untrained: dict):
+    """Most kept weights moved away from ``start`` yet stay correlated with it (trained, not replaced), and the
+    training loss is clearly below that of ``untrained`` (the same zeros without the training)."""
     kept_after = torch.cat([state[f"{n}.weight"].flatten() for n in _weights(ctx)])
     kept_before = torch.cat([start[f"{n}.weight"].flatten() for n in _weights(ctx)])
     kept = kept_after != 0
@@ -314,6 +323,27 @@ def _trained_from(ctx: Context, state: dict, start: dict, what: str, start_what:
     if not correlation > MIN_CORRELATION:
         raise AssertionError(f"The weights of {what} have little in common with {start_what} (correlation "
                              f"{correlation:.2f}): start from it and train it briefly; do not re-initialise.")
+    after, before = ctx.training_loss(state), ctx.training_loss(untrained)
+    if not after < before * (1 - MIN_LOSS_DROP):
+        raise AssertionError(f"{what} has a training loss of {after:.4f}, against {before:.4f} for the same pruned "
+                             "weights before training: it does not look trained on the training images. Train it "
+                             "with train_epoch on X_part4, y_part4.")
+
+
+def _untrained_like(ctx: Context, state: dict) -> dict:
+    """The course model with the zeros of ``state``: what pruning without training would have given."""
+    return {k: v * (state[k] != 0) if k.endswith(".weight") else v for k, v in ctx.original.items()}
+
+
+def _finetuned_trained(ctx: Context):
+    part1 = ctx.state(registry.PART1_MODEL)
+    _trained_from(ctx, ctx.state(registry.PART4_FINETUNED), part1, "`finetuned_model`", "Part 1's pruned model",
+                  part1)
+
+
+def _gradual_trained(ctx: Context):
+    gradual = ctx.state(registry.PART4_GRADUAL)
+    _trained_from(ctx, gradual, ctx.original, "`gradual_model`", "the course model", _untrained_like(ctx, gradual))
 
 
 def finetuned_model(ctx: Context):
@@ -328,20 +358,26 @@ def finetuned_model(ctx: Context):
         regrown = int(((part1[f"{n}.weight"] == 0) & (tuned[f"{n}.weight"] != 0)).sum())
         if regrown:
             raise AssertionError(f"{regrown} weights of '{ctx.name(n)}' that Part 1 pruned are non-zero in "
-                                 "`finetuned_model`: keep the pruning masks on while fine-tuning so pruned weights stay exactly zero.")
+                                 "`finetuned_model`: keep the pruning masks on while fine-tuning so pruned weights "
+                                 "stay exactly zero.")
     _check_at_final_sparsity(ctx, tuned, "`finetuned_model`")
-    _trained_from(ctx, tuned, part1, "`finetuned_model`", "Part 1's pruned model")
+    _finetuned_trained(ctx)
 
 
 def gradual_model(ctx: Context):
     """The model pruned during training ends at 80% global sparsity and was trained from the course model."""
-    gradual = ctx.state(registry.PART4_GRADUAL)
-    _check_at_final_sparsity(ctx, gradual, "`gradual_model`")
-    _trained_from(ctx, gradual, ctx.original, "`gradual_model`", "the course model")
+    _check_at_final_sparsity(ctx, ctx.state(registry.PART4_GRADUAL), "`gradual_model`")
+    _gradual_trained(ctx)
 
 
 def part4_accuracies(ctx: Context):
-    """The two recorded accuracies are those of the two Part 4 models."""
+    """The two recorded accuracies are those of the two Part 4 models (which were trained)."""
+    try:
+        _finetuned_trained(ctx)
+        _gradual_trained(ctx)
+    except AssertionError as exc:
+        raise AssertionError(f"Your Part 4 models were not both trained, so their accuracies cannot be credited: "
+                             f"{exc}") from None
     recorded = ctx.results(registry.PART4_RESULTS)
     for key, item in (("after_training", registry.PART4_FINETUNED), ("during_training", registry.PART4_GRADUAL)):
         value = recorded.get(key)

@@ -153,16 +153,28 @@ def read_capped(path: Path, limit: int) -> bytes:
         os.close(fd)
 
 
+_MALFORMED = (ValueError, TypeError, OverflowError, RecursionError, UnicodeDecodeError)
+
+
+def _json(text, what: str):
+    """Parsed JSON, or EvidenceError: deep nesting, huge numbers and bad bytes are malformed evidence."""
+    try:
+        return json.loads(text)
+    except _MALFORMED:
+        raise EvidenceError(f"has {what} that is not valid JSON") from None
+
+
+def _short(value) -> str:
+    return repr(value)[:40]
+
+
 def _header(data: bytes) -> dict:
     if len(data) < 8:
         raise EvidenceError("is truncated")
     size = int.from_bytes(data[:8], "little")
     if size > min(MAX_HEADER_BYTES, len(data) - 8):
         raise EvidenceError("has a malformed header")
-    try:
-        header = json.loads(data[8:8 + size])
-    except (UnicodeDecodeError, ValueError):
-        raise EvidenceError("has a malformed header") from None
+    header = _json(data[8:8 + size], "a header")
     if not isinstance(header, dict) or not isinstance(header.get("__metadata__", {}), dict):
         raise EvidenceError("has a malformed header")
     return header
@@ -172,8 +184,8 @@ def _check_meta(meta: dict, item) -> None:
     if meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise EvidenceError("is not ece662 evidence of this version")
     if meta.get("kind") != item.kind or meta.get("source") != item.source:
-        raise EvidenceError(f"holds a {meta.get('kind')!r} of {meta.get('source')!r}, expected a {item.kind} of "
-                            f"{item.source!r}")
+        raise EvidenceError(f"holds a {_short(meta.get('kind'))} of {_short(meta.get('source'))}, expected a "
+                            f"{item.kind} of {item.source!r}")
     if meta.get("framework") not in ("torch", "tensorflow"):
         raise EvidenceError("names no known framework")
 
@@ -191,9 +203,11 @@ def _arrays(data: bytes, expected: dict[str, tuple]) -> dict[str, np.ndarray]:
                             + ": use the course model from load_model(path, mode=mode)")
     for name, shape in expected.items():
         entry = header[name]
-        if not isinstance(entry, dict) or entry.get("dtype") != "F32" or tuple(entry.get("shape", ())) != shape:
-            raise EvidenceError(f"has '{name}' with shape {entry.get('shape') if isinstance(entry, dict) else '?'}, "
-                                f"expected {list(shape)} (float32): use the course model's architecture")
+        found = entry.get("shape") if isinstance(entry, dict) else None
+        if not isinstance(found, list) or [int(d) if isinstance(d, int) else None for d in found] != list(shape) \
+                or entry.get("dtype") != "F32":
+            raise EvidenceError(f"has '{name}' with shape {_short(found)}, expected {list(shape)} (float32): use "
+                                "the course model's architecture")
     try:
         arrays = load(data)
     except Exception:  # the library's own errors for inconsistent offsets and sizes
@@ -225,12 +239,12 @@ def read_trace(folder: Path, item, shapes: dict[str, tuple]) -> tuple[list, list
     data = read_capped(Path(folder) / item.filename, limit)
     meta = _header(data).get("__metadata__", {})
     _check_meta(meta, item)
-    try:
-        levels = [float(x) for x in json.loads(meta.get("levels", "null"))]
-    except (TypeError, ValueError):
-        raise EvidenceError("lists no levels") from None
+    levels = _json(meta.get("levels", "null"), "a list of levels")
+    if not isinstance(levels, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                               for x in levels) or len(levels) > len(item.levels):
+        raise EvidenceError("lists no valid levels")
     if levels != [float(x) for x in item.levels[:len(levels)]]:
-        raise EvidenceError(f"was recorded at levels {levels[:10]}, expected {list(item.levels)}")
+        raise EvidenceError(f"was recorded at levels {_short(levels)}, expected {list(item.levels)}")
     error = str(meta.get("error", ""))[:MAX_ERROR_CHARS]
     if len(levels) < len(item.levels) and not error:
         raise EvidenceError("stops before the last level without an error")
@@ -254,26 +268,27 @@ def _plain_entry(x):
     if isinstance(x, bool):
         return NotANumber("bool")
     if isinstance(x, (int, float)):
-        return float(x)
+        try:
+            value = float(x)
+        except OverflowError:
+            return NotANumber("number too large")
+        return value if math.isfinite(value) else NotANumber("non-finite float")
     if isinstance(x, str):
         return x[:40]
     if isinstance(x, dict):
-        return NotANumber(str(x.get("type", "?"))[:40])
+        return NotANumber(_short(x.get("type", "?")).strip("'\""))
     return NotANumber(type(x).__name__)
 
 
 def read_results(folder: Path, item) -> dict:
     """The recorded dict as {float or str key: float or NotANumber}; EvidenceError if it was not a dict."""
     data = read_capped(Path(folder) / item.filename, MAX_JSON_BYTES)
-    try:
-        payload = json.loads(data)
-    except (UnicodeDecodeError, ValueError):
-        raise EvidenceError("is not valid JSON") from None
+    payload = _json(data, "content")
     if not isinstance(payload, dict):
         raise EvidenceError("is malformed")
     _check_meta({**payload, "framework": "torch"}, item)
     if "not_a_dict" in payload:
-        raise EvidenceError(f"should be a dict, got {str(payload['not_a_dict'])[:40]}")
+        raise EvidenceError(f"should be a dict, got {_short(payload['not_a_dict'])}")
     items = payload.get("items")
     if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2 for p in items):
         raise EvidenceError("is malformed")

@@ -68,7 +68,8 @@ def trace(fn, item, levels, mode: str) -> tuple[list, list, str]:
                 model = result  # a returned model (in-place pruning returns None or the same model)
             states.append(canonical_state(model))
         except Exception as exc:  # reported to the student by every test that reads this trace
-            return done, states, f"{fn.__name__}(model, {level}) raised {type(exc).__name__}: {exc}"
+            what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return done, states, f"{fn.__name__}(model, {level}) raised {what}"
         done.append(level)
     return done, states, ""
 
@@ -124,7 +125,7 @@ def _as_torch(state: dict) -> dict:
 
 def _student_context(test, namespace: dict) -> checks.Context:
     from .model import from_canonical
-    from .pruning_helper import accuracy
+    from .pruning_helper import accuracy, mean_loss
 
     mode = _mode(namespace)
     items = {}
@@ -138,8 +139,10 @@ def _student_context(test, namespace: dict) -> checks.Context:
             items[item.name] = evidence.normalise_results(_variable(namespace, item))
     original = _as_torch(canonical_state(_fresh_model(mode)))
     X, y = namespace["test_data"]
+    n = checks.LOSS_CHECK_IMAGES
+    X_train, y_train = namespace["data"]["X_train"][:n], namespace["data"]["y_train"][:n]
     return checks.Context(original, items, {}, lambda state: accuracy(from_canonical(state), X, y),
-                          evidence.display_names(mode))
+                          lambda state: mean_loss(from_canonical(state), X_train, y_train), evidence.display_names(mode))
 
 
 def run_test(grade_id: str, namespace: dict) -> None:

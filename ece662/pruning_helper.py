@@ -383,6 +383,20 @@ def accuracy(model: nn.Module, X, y, batch_size: int = EVAL_BATCH_SIZE) -> float
     return correct / max(len(y), 1)
 
 
+def mean_loss(model: nn.Module, X, y, batch_size: int = EVAL_BATCH_SIZE) -> float:
+    """Mean cross-entropy of ``model`` on ``X``, ``y`` (eval mode, no gradients, in batches)."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        with torch.inference_mode():
+            for xb, yb in _batches(X, y, batch_size):
+                total += nn.functional.cross_entropy(model(xb), yb, reduction="sum").item()
+    finally:
+        model.train(was_training)
+    return total / max(len(y), 1)
+
+
 @_keras_dispatch
 def test_model(model, test_data, mode="torch") -> float:
     """Print and return the accuracy of ``model`` on ``test_data = [X, y]``."""

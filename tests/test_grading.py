@@ -38,7 +38,7 @@ EXPECTED = {
     "wrong_structured_hits_linear": ({"test_part2_scope"}, "graded"),
     "wrong_structured_is_unstructured": (PART2, "graded"),
     "wrong_finetune_drops_masks": ({"test_part4_finetuned"}, "graded"),
-    "wrong_gradual_untrained": ({"test_part4_gradual"}, "graded"),
+    "wrong_gradual_untrained": ({"test_part4_gradual", "test_part4_accuracies"}, "graded"),
     # the fake test_model stays defined, so every recorded accuracy after it is fake too
     # TensorFlow mode: the same mistakes lose the same points
     "tf_correct": (set(), "graded"),

