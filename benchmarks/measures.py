@@ -3,6 +3,7 @@
 Ratios are measured side by side in one process and one run, alternating the
 two sides, because absolute times on a shared machine drift.
 """
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import torch.nn.utils.prune as prune
 from PIL import Image
 from torch import nn
 
+from autograder.course import REPO
 from ece662 import data_utils
 from ece662._allocator import keep_freed_memory_mapped
 from ece662.compaction import remove_zero_filters
@@ -51,6 +53,30 @@ def eval_throughput(model: nn.Module, X, y, rounds: int = 2) -> dict:
     return {"images": n, "batch_size": EVAL_BATCH_SIZE, "threads": torch.get_num_threads(),
             "test_model_img_per_s": n / min(helper), "bare_forward_img_per_s": n / min(bare),
             "ratio": min(bare) / min(helper)}
+
+
+_TF_PROBE = """
+import json
+from benchmarks.tf_throughput import tf_eval_throughput
+from ece662.data_utils import get_CINIC10_data
+from ece662.pruning_helper import model_path
+data = get_CINIC10_data(num_test=None, verbose=False)
+print(json.dumps(tf_eval_throughput(model_path('torch'), data['X_test'], data['y_test'])))
+"""
+
+
+def tf_eval_throughput() -> dict:
+    """P1 for TensorFlow (``benchmarks/tf_throughput.py``), in its own process so TensorFlow's threads and
+    allocator never touch the torch figures; ``{"skipped": why}`` without TensorFlow."""
+    if importlib.util.find_spec("tensorflow") is None:
+        return {"skipped": "TensorFlow is not installed (pip install tensorflow-cpu)"}
+    if importlib.util.find_spec("benchmarks.tf_throughput") is None:
+        return {"skipped": "benchmarks/tf_throughput.py is missing"}
+    out = subprocess.run([sys.executable, "-c", _TF_PROBE], capture_output=True, text=True, cwd=REPO)
+    if out.returncode != 0:
+        raise RuntimeError(f"the TensorFlow throughput probe failed (run benchmarks/tf_throughput.py's "
+                           f"tf_eval_throughput by hand to see why):\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ----------------------------------------------------------------- P2 dataset load
@@ -119,34 +145,6 @@ def peak_memory() -> dict:
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     return {"images": probe["images"], "imports_mib": probe["imports_kib"] / 1024,
             "peak_mib": probe["peak_kib"] / 1024}
-
-
-# ----------------------------------------------------------------- P4 grading
-
-# graded with 1 and 2 workers; their autograded points (20, 20, 16, 18) double-check grading at this size
-GRADING_EXAMPLES = ["correct", "correct_kthvalue_manual", "wrong_per_layer", "wrong_structured_hits_linear"]
-
-
-def grading_times(work: Path, submissions: int) -> dict:
-    """Solution notebook run, one autograde, and the grading pipeline with 1 vs 2 workers."""
-    from autograder.demo import execute_solution
-    from autograder.examples import write_examples
-    from autograder.pipeline import grade
-
-    _, notebook_s = execute_solution(work / "solution")
-    subs, chosen = work / "submissions", GRADING_EXAMPLES[:submissions]
-    write_examples(subs, chosen)
-    figures = {"notebook_s": notebook_s, "submissions": len(chosen)}
-    for workers in (1, 2):
-        started = time.perf_counter()
-        results = grade(subs, work / f"grading-{workers}", workers=workers, force=True, verbose=False)
-        figures[f"pipeline_{workers}_workers_s"] = time.perf_counter() - started
-        if workers == 1:
-            figures["autograde_one_s"] = float(np.median([r["seconds"] for r in results]))
-            figures["scores"] = {r["student"]: sum(v or 0 for k, v in r["scores"].items() if k.startswith("test_"))
-                                 for r in results}
-    figures["speedup_2_workers"] = figures["pipeline_1_workers_s"] / figures["pipeline_2_workers_s"]
-    return figures
 
 
 # ----------------------------------------------------------------- P5 structured pruning pays off

@@ -1,0 +1,148 @@
+"""P4: the solution notebook, the phases of one autograde, and grading throughput against stock nbgrader (P4d).
+
+Our pipeline (``autograder.pipeline.grade``, sandbox, verification, feedback
+and merge included) grades the same submissions with 1 and with 2 workers,
+and stock ``nbgrader autograde`` + ``generate_feedback`` grades them in a
+throw-away course (``benchmarks/stock_nbgrader.py``); the three runs alternate
+(stock, ours-1, ours-2, then the reverse) so drift hits every side, and each
+side keeps its best round. Neither side's set-up (stock's
+``generate_assignment``, our template gradebook) is timed.
+
+Phases of an autograde come from ``GradingResult.phases`` (recorded by the
+worker, LimitedExecute and the verifier); what the worker does not see (its
+own start and imports, the pipeline's start and the merge) is timed here by
+wrapping ``autograder.pipeline.run_worker`` and ``autograder.pipeline.finish``
+while ``grade`` runs.
+"""
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from .stock_nbgrader import time_stock_grading
+
+# P4d's submissions: two correct, a blank one and three typical mistakes
+GRADING_EXAMPLES = ["correct", "correct_kthvalue_manual", "blank", "wrong_incremental_fraction", "wrong_per_layer",
+                    "wrong_structured_hits_linear"]
+GOAL_VS_STOCK = {1: 1.2, 2: 2.0}  # P4d: times faster than stock nbgrader, by number of workers
+
+
+@contextmanager
+def timed_calls(module, name: str, calls: list):
+    """While inside, every call of ``module.name`` (from any thread) appends (start, end, return value)."""
+    original = getattr(module, name, None)
+    if original is None:
+        raise RuntimeError(f"{module.__name__} has no {name}: update benchmarks/grading.py to time what replaced it")
+
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        value = original(*args, **kwargs)
+        calls.append((started, time.perf_counter(), value))
+        return value
+
+    setattr(module, name, timed)
+    try:
+        yield calls
+    finally:
+        setattr(module, name, original)
+
+
+def autograde_phases(result, wall_s: float) -> dict:
+    """Seconds per phase of one student's autograde; ``wall_s``: the pipeline's wall time for its worker."""
+    phases = result.phases
+    cells = phases.get("cells_s", {})
+    kernel, verify = phases.get("kernel_start_s", 0.0), phases.get("verify_s", 0.0)
+    autograde, feedback = phases.get("autograde_s", 0.0), phases.get("feedback_s", 0.0)
+    return {
+        "worker_start_s": wall_s - result.seconds,  # process start, imports, job and result files
+        "setup_s": phases.get("setup_s", 0.0),  # private course, submission checks, fingerprints
+        "kernel_start_s": kernel,  # in the sandbox, until the first code cell
+        "cells_s": cells,  # each code cell, by cell id (the setup cell holds the kernel's imports)
+        "verify_s": verify,  # loading and checking the evidence
+        "scores_s": autograde - kernel - sum(cells.values()) - verify,  # nbgrader's other steps, score saving
+        "feedback_s": feedback,
+        # gradebook copy, nbgrader API start, reading scores, the tamper guard's second fingerprint
+        "worker_rest_s": result.seconds - phases.get("setup_s", 0.0) - autograde - feedback,
+        "wall_s": wall_s,
+    }
+
+
+def run_ours(submissions: Path, out: Path, workers: int) -> dict:
+    """Our pipeline over ``submissions`` into ``out`` (every submission regraded); wall time and phases."""
+    from autograder import pipeline
+
+    pipeline.prepare_template(out)  # like stock's generate_assignment: set-up, not timed
+    workers_done, merges = [], []
+    with timed_calls(pipeline, "run_worker", workers_done), timed_calls(pipeline, "finish", merges):
+        started = time.perf_counter()
+        results = pipeline.grade(submissions, out, workers=workers, force=True, verbose=False)
+        total_s = time.perf_counter() - started
+    first_worker = min(start for start, _, _ in workers_done)
+    return {
+        "total_s": total_s, "workers": workers,
+        "pipeline_start_s": first_worker - started,  # collecting, sandbox check, template check, data cache
+        "merge_s": sum(end - start for start, end, _ in merges),
+        "phases": {r.student: autograde_phases(r, end - start) for start, end, r in workers_done},
+        "scores": {r.student: r.autograded_score() for r in results},
+        "seconds": {r.student: r.seconds for r in results},
+        "sandbox": sorted({r.sandbox for r in results}),
+    }
+
+
+def phase_totals(run: dict) -> dict:
+    """Each phase summed over a run's submissions (cells summed too)."""
+    totals = {}
+    for phases in run["phases"].values():
+        for name, value in phases.items():
+            totals[name] = totals.get(name, 0.0) + (sum(value.values()) if isinstance(value, dict) else value)
+    return totals
+
+
+def floor(run: dict, stock_s: float) -> dict:
+    """The notebook's own cells are work neither side can skip: their seconds summed over the run, spread over
+    the workers, bound our wall time from below and the ratio to stock from above."""
+    cells = phase_totals(run)["cells_s"]
+    floor_s = cells / run["workers"]
+    return {"cells_s": cells, "floor_s": floor_s, "max_vs_stock": stock_s / floor_s,
+            "overhead_s": run["total_s"] - floor_s}
+
+
+def compare_with_stock(folder: Path, subs: dict[str, Path], work: Path, rounds: int) -> dict:
+    """Stock nbgrader and our pipeline with 1 and 2 workers on ``subs`` (all in ``folder``), alternating;
+    each side's best of ``rounds``."""
+    sides = {"stock": lambda: time_stock_grading(work / "stock-nbgrader", subs),
+             "ours_1": lambda: run_ours(folder, work / "grading-1", 1),
+             "ours_2": lambda: run_ours(folder, work / "grading-2", 2)}
+    best = {}
+    for round_ in range(rounds):
+        for side in (list(sides) if round_ % 2 == 0 else list(reversed(sides))):
+            print(f"  {side} ...", flush=True)
+            run = sides[side]()
+            if side not in best or run["total_s"] < best[side]["total_s"]:
+                best[side] = run
+    stock_s = best["stock"]["total_s"]
+    return {"rounds": rounds, **best,
+            **{f"vs_stock_{w}": stock_s / best[f"ours_{w}"]["total_s"] for w in GOAL_VS_STOCK},
+            "floor": {str(w): floor(best[f"ours_{w}"], stock_s) for w in GOAL_VS_STOCK},
+            "note": "stock nbgrader is a timing peer only: its test cells record evidence that nothing verifies, "
+                    "so its scores mean nothing"}
+
+
+def grading_times(work: Path, submissions: int, rounds: int = 1) -> dict:
+    """Solution notebook run, one autograde's phases, our pipeline with 1 vs 2 workers and vs stock nbgrader."""
+    from autograder.demo import execute_solution
+    from autograder.examples import write_examples
+
+    _, notebook_s = execute_solution(work / "solution")
+    folder = work / "submissions"
+    shutil.rmtree(folder, ignore_errors=True)  # the pipeline grades every file there
+    subs = write_examples(folder, GRADING_EXAMPLES[:submissions])
+    vs_stock = compare_with_stock(folder, subs, work, rounds)
+    one, two = vs_stock["ours_1"], vs_stock["ours_2"]
+    return {"notebook_s": notebook_s, "submissions": len(subs),
+            "autograde_one_s": float(np.median(list(one["seconds"].values()))),
+            "pipeline_1_workers_s": one["total_s"], "pipeline_2_workers_s": two["total_s"],
+            "speedup_2_workers": one["total_s"] / two["total_s"], "scores": one["scores"],
+            "scores_agree": one["scores"] == two["scores"], "P4d": vs_stock}
