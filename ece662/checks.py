@@ -14,6 +14,7 @@ message addressed to the student. The same functions run in two places:
 All weights are in the canonical layout (see ``ece662/evidence.py``), so the
 checks are the same for PyTorch and Keras submissions.
 """
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -72,7 +73,13 @@ class Context:
         return self._item(item)
 
     def accuracy(self, state: dict) -> float:
-        key = id(state)
+        """``evaluate(state)``, once per distinct set of weights (Part 1's last trace level and `model` are
+        usually the same weights)."""
+        digest = hashlib.sha256()
+        for key in sorted(state):
+            digest.update(key.encode())
+            digest.update(state[key].contiguous().numpy().tobytes())
+        key = digest.hexdigest()
         if key not in self._accuracies:
             self._accuracies[key] = self._evaluate(state)
         return self._accuracies[key]
