@@ -176,7 +176,7 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
     os.environ["OMP_NUM_THREADS"] = str(job["threads"])
     os.environ[ENV_DIR] = job["evidence_dir"]
     argv = kernel_argv(scratch, runtime, [Path(p) for p in job["readable"]], job["limits"]["memory_mb"],
-                       job["sandbox"] == "bubblewrap")
+                       job["sandbox"])
     write_kernelspec(course.parent / "jupyter", argv)
     os.environ["JUPYTER_PATH"] = str(course.parent / "jupyter")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)

@@ -52,9 +52,10 @@ class Context:
         self._accuracies = {}
 
     def _item(self, item):
-        if item.name in self.problems:
+        if item.name not in self.items:
             what = f"the trace of `{item.source}`" if item.kind == "trace" else f"`{item.source}`"
-            raise AssertionError(f"Grading could not use {what}: it {self.problems[item.name]}.")
+            problem = self.problems.get(item.name, "was not recorded")
+            raise AssertionError(f"Grading could not use {what}: it {problem}.")
         return self.items[item.name]
 
     def name(self, key: str) -> str:

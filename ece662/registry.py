@@ -94,7 +94,7 @@ TESTS = (
     GradedTest("test_part4_gradual", "part4", 2, "gradual_model", (PART4_GRADUAL,),
                "the model pruned during training is at 80% global sparsity and was trained", public_levels=()),
     GradedTest("test_part4_accuracies", "part4", 1, "part4_accuracies",
-               (PART4_FINETUNED, PART4_GRADUAL, PART4_RESULTS),
+               (PART1_MODEL, PART4_FINETUNED, PART4_GRADUAL, PART4_RESULTS),
                "the two recorded accuracies are those of your two Part 4 models", public_levels=()),
 )
 

@@ -67,3 +67,19 @@ def test_a_notebook_that_disagrees_with_the_registry_is_refused(tmp_path):
     nbformat.write(nb, tmp_path / NOTEBOOK)
     with pytest.raises(RuntimeError, match="test_part2_scope: notebook 7 vs registry 2"):
         check_against_registry(tmp_path / NOTEBOOK)
+
+
+def test_solution_runs_top_to_bottom_with_every_public_check_passing(course_env, tmp_path):
+    """The source notebook, run as a student would run it: no error, and every graded cell says what it checked."""
+    from autograder.demo import execute_solution
+    from ece662 import registry
+
+    executed, _ = execute_solution(tmp_path)
+    nb = nbformat.read(executed, as_version=4)
+    errors = [(c.get("id"), o.get("evalue")) for c in nb.cells if c.cell_type == "code"
+              for o in c.outputs if o.get("output_type") == "error"]
+    assert errors == []
+    printed = {c.get("id"): "".join(o.get("text", "") for o in c.outputs) for c in nb.cells if c.cell_type == "code"}
+    for test in registry.TESTS:
+        expected = "Checked when graded" if test.public_levels is None else "Public check passed"
+        assert printed[test.grade_id].startswith(expected), (test.grade_id, printed[test.grade_id])
