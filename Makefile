@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench release model clean
+.PHONY: demo test test-gradescope bench release model clean
 
 $(STAMP): pyproject.toml
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	  echo "note: bubblewrap is not installed; grading will run kernels without a sandbox"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,tensorflow]'
 	touch $(STAMP)
 
 demo: $(STAMP)        ## the main job end to end on the best data available
@@ -24,14 +24,18 @@ demo: $(STAMP)        ## the main job end to end on the best data available
 test: $(STAMP)        ## the whole test suite (what CI runs)
 	$(PY) -m pytest
 
+test-gradescope: $(STAMP)  ## the Gradescope bundle in a clean Debian root (root, debootstrap; ~10 min)
+	$(PY) -m pytest -m gradescope_image -s tests/test_gradescope_image.py
+
 bench: $(STAMP)       ## speed and memory at full CINIC-10 size (synthetic); writes benchmarks/REPORT.md
 	$(PY) -m benchmarks
 
 release: $(STAMP)     ## regenerate release/ from assignment/ with nbgrader
 	$(PY) -m autograder release
 
-model: $(STAMP)       ## train ece662/models/torch.model on the data get_CINIC10_data() finds
-	$(PY) -m ece662.train
+model: $(STAMP)       ## train ece662/models/{torch,tensorflow}.model on the data get_CINIC10_data() finds
+	$(PY) -m ece662.train --mode torch
+	$(PY) -m ece662.train --mode tensorflow
 
 clean:
 	rm -rf build .pytest_cache

@@ -12,8 +12,8 @@ Three modes, named by a string the grading job carries:
   ``setpriv``, with no supplementary groups, no capabilities and no new
   privileges. It reads what that user may read (make the grading files
   private: mode 0700 or 0600), writes only its scratch and runtime folders
-  (``prepare_kernel_folders``), and everything it started is killed by
-  ``sweep`` once the notebook has run.
+  (``prepare_kernel_folders``, run by the kernel command at each start),
+  and everything it started is killed by ``sweep`` once the notebook has run.
 * ``"none"``: no containment (macOS, Windows); the tamper guard is the only defence.
 
 Every mode limits the address space (``prlimit --as``) and offers the kernel
@@ -135,38 +135,39 @@ def _kernel_env(runtime: Path, home: str) -> dict:
 
 def _bubblewrap_argv(scratch: Path, runtime: Path, readable: list[Path]) -> list[str]:
     bwrap = [shutil.which("bwrap"), "--unshare-all", "--die-with-parent", "--new-session",
-             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--clearenv"]
+             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--clearenv"]
     for path in _SYSTEM_DIRS + _SYSTEM_FILES:
         bwrap += ["--ro-bind-try", path, path]
     for path in [*_python_dirs(), *readable]:
         bwrap += ["--ro-bind", str(path), str(path)]
     bwrap += ["--bind", str(scratch), str(scratch), "--bind", str(runtime), str(runtime), "--chdir", str(scratch),
-              # the kernel's own temp space; then freeze everything else, including the folders bwrap
-              # made for the mount points (they lie on its /tmp when the grading folder is under /tmp)
-              "--tmpfs", "/var/tmp", "--remount-ro", "/", "--remount-ro", "/tmp"]
+              # /var/tmp (made first, so binds below it stay visible) is the kernel's own temp space; freeze
+              # everything else, including the folders bwrap made for the mount points on its /tmp
+              "--remount-ro", "/", "--remount-ro", "/tmp"]
     for key, value in _kernel_env(runtime, "/var/tmp").items():
         bwrap += ["--setenv", key, value]
     return bwrap + ["--"]
 
 
 def _user_argv(user: str, scratch: Path, runtime: Path) -> list[str]:
-    """Root hands the connection file to ``user``, then setpriv drops to it for good; env starts empty."""
+    """As root, (re)make the kernel's folders and hand them and the connection file to ``user`` (nbgrader
+    recreates the notebook's folder before each run); then setpriv drops to ``user`` for good, env empty."""
     uid, gid = _ids(user)
-    give_connection_file = ["/bin/sh", "-c", 'chown "$1" "$2" && shift 2 && exec "$@"', "sh", str(uid),
-                            "{connection_file}"]
+    prepare = [sys.executable, "-I", "-m", "autograder.sandbox", "prepare-and-exec", f"{USER_PREFIX}{user}",
+               str(scratch), str(runtime), "{connection_file}", "--"]
     drop = [shutil.which("setpriv"), f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all",
             "--no-new-privs", "--pdeathsig=KILL"]
     env = ["env", "-i", f"--chdir={scratch}",
            *(f"{k}={v}" for k, v in _kernel_env(runtime, str(kernel_home(runtime))).items())]
-    return give_connection_file + drop + ["--"] + env
+    return prepare + drop + ["--"] + env
 
 
 def kernel_argv(scratch: Path, runtime: Path, readable: list[Path], memory_mb: int, sandbox: str) -> list[str]:
     """argv for a kernelspec: ipykernel under ``prlimit`` (address space), contained as ``sandbox`` says.
 
     ``scratch``: the kernel's working folder; ``runtime``: its sockets and connection file (and, in user
-    mode, its HOME); ``readable``: what bubblewrap shows besides the system and Python. In user mode call
-    ``prepare_kernel_folders`` first, and ``sweep`` after the notebook has run.
+    mode, its HOME); ``readable``: what bubblewrap shows besides the system and Python. In user mode the
+    command prepares its folders itself at each (re)start; call ``sweep`` after the notebook has run.
     """
     if isinstance(sandbox, bool):  # the boolean of older jobs
         sandbox = BUBBLEWRAP if sandbox else NONE
@@ -192,11 +193,12 @@ def _traversable(folder: Path) -> None:
             path.chmod(mode | 0o001)
 
 
-def prepare_kernel_folders(sandbox: str, scratch: Path, runtime: Path) -> None:
-    """Create the kernel's writable folders; in user mode give them to its user (mode 0700).
+def prepare_kernel_folders(sandbox: str, scratch: Path, runtime: Path, connection_file: Path | None = None) -> None:
+    """Create the kernel's writable folders; in user mode give them (and the connection file) to its user.
 
-    Call after creating the grading course and before starting the kernel. Their parents become
-    traversable (x, not r) so the user can reach them; keep everything else there private (umask 077).
+    The user-mode kernel command runs this itself at every kernel start; calling it earlier is harmless.
+    The folders' parents become traversable (x, not r) so the user can reach them: keep everything else
+    there private (umask 077).
     """
     home = kernel_home(runtime)
     for folder in (scratch, runtime, home):
@@ -205,10 +207,10 @@ def prepare_kernel_folders(sandbox: str, scratch: Path, runtime: Path) -> None:
     if not user:
         return
     uid, gid = _ids(user)
-    for folder in (scratch, runtime, home):
-        os.chown(folder, uid, gid)
-        folder.chmod(0o700)
-        _traversable(folder.parent)
+    for path in (scratch, runtime, home, *([connection_file] if connection_file else [])):
+        os.chown(path, uid, gid)
+        path.chmod(0o700 if path.is_dir() else 0o600)
+        _traversable(path.parent)
 
 
 def _pids_of(uid: int) -> list[int]:
@@ -231,6 +233,8 @@ def kill_processes_of(user: str, rounds: int = 50) -> int:
     user at once, so a process cannot escape by forking or by leaving its session. Needs root.
     """
     uid, gid = _ids(user)
+    if uid == 0:
+        raise ValueError("refusing to kill every process of root: the sandbox user must be unprivileged")
     found = 0
     for _ in range(rounds):
         pids = _pids_of(uid)
@@ -252,6 +256,15 @@ def sweep(sandbox: str) -> int:
     return kill_processes_of(user) if user else 0
 
 
+def main(argv: list[str]) -> None:
+    """``prepare-and-exec MODE SCRATCH RUNTIME CONNECTION_FILE -- COMMAND...`` (the user-mode kernel's first step)."""
+    if len(argv) < 6 or argv[0] != "prepare-and-exec" or argv[5] != "--":
+        sys.exit("usage: python -m autograder.sandbox prepare-and-exec MODE SCRATCH RUNTIME CONNECTION_FILE -- CMD")
+    mode, scratch, runtime, connection_file = argv[1], Path(argv[2]), Path(argv[3]), Path(argv[4])
+    prepare_kernel_folders(mode, scratch, runtime, connection_file)
+    os.execv(argv[6], argv[6:])
+
+
 def write_kernelspec(jupyter_dir: Path, argv: list[str]) -> None:
     """Install the grading kernelspec under ``jupyter_dir/kernels/`` (put ``jupyter_dir`` on JUPYTER_PATH)."""
     spec_dir = jupyter_dir / "kernels" / KERNEL_NAME
@@ -260,3 +273,7 @@ def write_kernelspec(jupyter_dir: Path, argv: list[str]) -> None:
         "argv": argv, "display_name": "ECE 662 grading", "language": "python",
         "interrupt_mode": "message", "metadata": {"debugger": False},
     }, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
