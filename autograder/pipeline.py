@@ -70,7 +70,7 @@ def readable_paths() -> list[Path]:
     """What a sandboxed kernel may read besides Python: the ece662 package, data, data cache, model."""
     import ece662
     from ece662 import data_utils
-    from ece662.pruning_helper import model_path
+    from ece662.paths import model_path
 
     data_utils.get_CINIC10_data(verbose=False)  # build the cache now: kernels only read it
     model = model_path("torch")
@@ -85,7 +85,7 @@ def guarded_paths() -> list[Path]:
     """What a submission must not change: the ece662 package, the course model and the data cache."""
     import ece662
     from ece662 import data_utils
-    from ece662.pruning_helper import model_path
+    from ece662.paths import model_path
 
     return [Path(ece662.__file__).resolve().parent, model_path("torch").resolve(), data_utils.cache_dir().resolve()]
 
@@ -101,7 +101,7 @@ def _job_key(submission: Path, limits: Limits, sandbox: str) -> str:
 def trusted_paths() -> dict:
     """The grader's own course model folder and dataset, for the verifier (never the kernel's view of them)."""
     from ece662 import data_utils
-    from ece662.pruning_helper import model_path
+    from ece662.paths import model_path
 
     return {"model_dir": str(model_path("torch").parent.resolve()),
             "data_root": str(data_utils.dataset_root().resolve())}

@@ -19,9 +19,10 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
-from ece662 import checks, evidence, registry
+from ece662 import evidence, registry
 
 from .processes import kill_descendants
+from .sandbox import sweep
 from .results import Verdict
 
 PASSED = "passed"
@@ -65,13 +66,17 @@ class TrustedData:
         from ece662.model import from_canonical
         from ece662.pruning_helper import mean_loss
 
-        n = checks.LOSS_CHECK_IMAGES
+        from ece662.checks import LOSS_CHECK_IMAGES
+
+        n = LOSS_CHECK_IMAGES
         return mean_loss(from_canonical(state), self._data()["X_train"][:n], self._data()["y_train"][:n])
 
 
 def _load(folder: Path, item, shapes: dict):
     """(checks' view of the item, its framework)."""
     import torch
+
+    from ece662 import checks
 
     def tensors(state):
         return {k: torch.from_numpy(v) for k, v in state.items()}
@@ -87,6 +92,8 @@ def _load(folder: Path, item, shapes: dict):
 
 def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
     """{grade_id: Verdict} for every autograded test. ``cell_status``: grade_id -> RAN or why it did not run."""
+    from ece662 import checks  # torch: imported only now, so the grader stays small while the kernel runs
+
     reference = trusted.original("torch")
     shapes = {k: tuple(v.shape) for k, v in reference.items()}
     needed = {item.name: item for t in registry.TESTS if cell_status.get(t.grade_id) == RAN for item in t.evidence}
@@ -169,16 +176,18 @@ class ApplyVerdicts(NbGraderPreprocessor):
     data_root = Unicode("", help="the grader's dataset folder").tag(config=True)
     evidence_dir = Unicode("", help="the folder the kernel recorded evidence in").tag(config=True)
     report_file = Unicode("", help="where to save verdicts, cell status and events as JSON").tag(config=True)
+    sandbox = Unicode("none", help="how the kernel was contained (autograder.sandbox mode)").tag(config=True)
 
     def _trusted(self) -> TrustedData:
         from ece662 import data_utils
-        from ece662.pruning_helper import model_path
+        from ece662.paths import model_path
 
         return TrustedData(Path(self.model_dir or model_path("torch").parent),
                            Path(self.data_root or data_utils.dataset_root()))
 
     def preprocess(self, nb, resources):
         kill_descendants()  # nothing the kernel started may still be writing evidence
+        sweep(self.sandbox)  # nor anything its user started outside this process tree
         kernel_dir = Path(self.kernel_dir or resources.get("metadata", {}).get("path", "."))
         remove_planted_links(kernel_dir)
         folder = Path(self.evidence_dir or kernel_dir / "evidence")

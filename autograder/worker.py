@@ -98,6 +98,7 @@ def autograde_config(course: Path, db: Path, runtime: Path, job: dict, report: P
     c.ApplyVerdicts.model_dir = job["model_dir"]
     c.ApplyVerdicts.data_root = job["data_root"]
     c.ApplyVerdicts.evidence_dir = job["evidence_dir"]
+    c.ApplyVerdicts.sandbox = job["sandbox"]
     c.ApplyVerdicts.kernel_dir = str(Path(job["evidence_dir"]).parent)
     c.ApplyVerdicts.report_file = str(report)
     c.OverwriteCells.add_missing_cells = True

@@ -31,12 +31,12 @@ from tqdm.auto import tqdm
 
 from . import data_utils
 from ._allocator import keep_freed_memory_mapped
+from .paths import model_path  # noqa: F401 (the notebook imports it from here)
+from .paths import check_mode as _check_mode
 from .model import ARCHITECTURE, build_model
 
-MODEL_DIR = Path(__file__).resolve().parent / "models"
 CHECKPOINT_FORMAT = "ece662-checkpoint"
 EVAL_BATCH_SIZE = 256
-SUPPORTED_MODES = ("torch", "tensorflow")
 
 
 class ModelFileError(ValueError):
@@ -45,15 +45,6 @@ class ModelFileError(ValueError):
 
 class ModelFileNotFoundError(ModelFileError, FileNotFoundError):
     """No model file at the path given."""
-
-
-def _check_mode(mode: str, model_framework: str | None = None) -> None:
-    """Refuse unknown modes, and a mode that is not the framework of the model at hand."""
-    if mode not in SUPPORTED_MODES:
-        raise ValueError(f"unknown mode {mode!r}; use mode='torch' or mode='tensorflow'.")
-    if model_framework is not None and mode != model_framework:
-        raise TypeError(f"this is a {model_framework} model but mode={mode!r}: use mode={model_framework!r} "
-                        f"(or load the model with mode={mode!r}).")
 
 
 def _keras_dispatch(fn):
@@ -69,12 +60,6 @@ def _keras_dispatch(fn):
             return getattr(keras_helper, fn.__name__)(model, *args, **kwargs)
         return fn(model, *args, **kwargs)
     return dispatch
-
-
-def model_path(mode: str = "torch") -> Path:
-    """The course model file: ``ece662/models/torch.model`` (``$ECE662_MODEL_DIR`` overrides the folder)."""
-    _check_mode(mode)
-    return Path(os.environ.get("ECE662_MODEL_DIR") or MODEL_DIR) / f"{mode}.model"
 
 
 ZIP_MAGIC = b"PK\x03\x04"

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from . import data_utils
 from .model import ARCHITECTURE, DEFAULT_CONFIG, build_model
-from .pruning_helper import SUPPORTED_MODES, accuracy, model_path, save_checkpoint, train_epoch
+from .paths import SUPPORTED_MODES
+from .pruning_helper import accuracy, model_path, save_checkpoint, train_epoch
 
 MOMENTUM, WEIGHT_DECAY, PCT_START = 0.9, 5e-4, 0.15
 OPTIMIZER = ("SGD nesterov, L2 weight decay 5e-4 added to the gradient, one-cycle lr (pct_start 0.15) "
