@@ -138,6 +138,15 @@ part4_results = {'after_training': test_model(finetuned_model, test_data, mode=m
                  'during_training': test_model(gradual_model, test_data, mode=mode)}
 '''
 
+# Correct, for a Part 1 that zeroes weights without masks (by hand, or prune.remove): the gradual run prunes with
+# masks, or its last epoch would grow the pruned weights back.
+P4_OWN_MASKS = P4_CORRECT.replace("            prune_unstructured_to(model, target * (epoch + 1) / (epochs - 1))", """\
+            layers = [(layer, 'weight') for _, layer in prunable_layers(model)]
+            current = global_sparsity(model)
+            goal = target * (epoch + 1) / (epochs - 1)
+            prune.global_unstructured(layers, pruning_method=prune.L1Unstructured,
+                                      amount=max(0.0, (goal - current) / (1 - current)))""")
+
 # Wrong: the masks are removed before fine-tuning, so pruned weights grow back.
 P4_MASKS_DROPPED = P4_CORRECT.replace("finetuned_model = clone_model(model)\n", '''finetuned_model = clone_model(model)
 for _, layer in prunable_layers(finetuned_model):
@@ -335,8 +344,8 @@ def correct():
 EXAMPLES = {
     # name: function building the notebook (or bytes for files that are not notebooks)
     "correct": correct,
-    "correct_kthvalue_manual": lambda: fill(release_notebook(), P1_KTHVALUE, P2_MANUAL),
-    "correct_prune_remove": lambda: fill(release_notebook(), P1_REMOVE, P2_CORRECT),
+    "correct_kthvalue_manual": lambda: fill(release_notebook(), P1_KTHVALUE, P2_MANUAL, P4_OWN_MASKS),
+    "correct_prune_remove": lambda: fill(release_notebook(), P1_REMOVE, P2_CORRECT, P4_OWN_MASKS),
     "blank": release_notebook,
     "wrong_incremental_fraction": lambda: fill(release_notebook(), P1_INCREMENTAL, P2_CORRECT),
     "wrong_target_as_amount": lambda: fill(release_notebook(), P1_TARGET_AS_AMOUNT, P2_CORRECT),

@@ -33,6 +33,8 @@ from pathlib import Path
 KERNEL_NAME = "ece662-grading"
 BUBBLEWRAP, NONE, USER_PREFIX = "bubblewrap", "none", "user:"
 KERNEL_NPROC = 512  # processes and threads the kernel user may have (user mode): a fork bomb stops here
+KERNEL_TMPFS_BYTES = 256 * 2**20  # each of the sandbox's RAM-backed folders (/tmp, /var/tmp, /dev/shm)
+KERNEL_FILE_BYTES = 2**30  # the largest file a kernel may write: one notebook cannot fill the grader's disk
 _SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"]
 _SYSTEM_FILES = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/fonts",
                  "/etc/alternatives"]
@@ -133,9 +135,18 @@ def _kernel_env(runtime: Path, home: str) -> dict:
     return env
 
 
+@functools.lru_cache(maxsize=1)
+def _bwrap_caps_tmpfs() -> bool:
+    """Whether this bubblewrap can size a tmpfs (``--size``, from 0.7; Ubuntu 22.04 ships 0.6)."""
+    help_text = subprocess.run([shutil.which("bwrap"), "--help"], capture_output=True, text=True)
+    return "--size" in help_text.stdout + help_text.stderr
+
+
 def _bubblewrap_argv(scratch: Path, runtime: Path, readable: list[Path]) -> list[str]:
+    # tmpfs is RAM the address-space limit does not count: each one is capped (bubblewrap >= 0.7)
+    tmpfs = ["--size", str(KERNEL_TMPFS_BYTES), "--tmpfs"] if _bwrap_caps_tmpfs() else ["--tmpfs"]
     bwrap = [shutil.which("bwrap"), "--unshare-all", "--die-with-parent", "--new-session",
-             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--clearenv"]
+             "--proc", "/proc", "--dev", "/dev", *tmpfs, "/dev/shm", *tmpfs, "/tmp", *tmpfs, "/var/tmp", "--clearenv"]
     for path in _SYSTEM_DIRS + _SYSTEM_FILES:
         bwrap += ["--ro-bind-try", path, path]
     for path in [*_python_dirs(), *readable]:
@@ -173,7 +184,8 @@ def kernel_argv(scratch: Path, runtime: Path, readable: list[Path], memory_mb: i
         sandbox = BUBBLEWRAP if sandbox else NONE
     kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
               "--HistoryManager.hist_file=:memory:"]
-    limits = [shutil.which("prlimit") or "prlimit", f"--as={memory_mb * 2**20}", "--core=0"]
+    limits = [shutil.which("prlimit") or "prlimit", f"--as={memory_mb * 2**20}", "--core=0",
+              f"--fsize={KERNEL_FILE_BYTES}"]
     if user := kernel_user(sandbox):
         kernel = _user_argv(user, scratch, runtime) + kernel
         limits.append(f"--nproc={KERNEL_NPROC}")

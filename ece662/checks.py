@@ -52,7 +52,7 @@ class Context:
         self._accuracies = {}
 
     def _item(self, item):
-        if item.name not in self.items:
+        if item.name in self.problems or item.name not in self.items:  # a problem wins over a loaded item
             what = f"the trace of `{item.source}`" if item.kind == "trace" else f"`{item.source}`"
             problem = self.problems.get(item.name, "was not recorded")
             raise AssertionError(f"Grading could not use {what}: it {problem}.")

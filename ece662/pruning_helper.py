@@ -353,33 +353,31 @@ def _batches(X, y, batch_size):
         yield xb, y[start:start + batch_size]
 
 
-def accuracy(model: nn.Module, X, y, batch_size: int = EVAL_BATCH_SIZE) -> float:
-    """Fraction of ``X`` that ``model`` classifies as ``y`` (eval mode, no gradients, in batches)."""
+def _mean_over_images(model: nn.Module, X, y, batch_size: int, per_batch) -> float:
+    """``per_batch(logits, labels)`` summed over all batches, divided by the number of images (eval mode, no
+    gradients; the model's mode is restored after)."""
     keep_freed_memory_mapped()
-    was_training = model.training
-    model.eval()
-    correct = 0
-    try:
-        with torch.inference_mode():
-            for xb, yb in _batches(X, y, batch_size):
-                correct += (model(xb).argmax(1) == yb).sum().item()
-    finally:
-        model.train(was_training)
-    return correct / max(len(y), 1)
-
-
-def mean_loss(model: nn.Module, X, y, batch_size: int = EVAL_BATCH_SIZE) -> float:
-    """Mean cross-entropy of ``model`` on ``X``, ``y`` (eval mode, no gradients, in batches)."""
     was_training = model.training
     model.eval()
     total = 0.0
     try:
         with torch.inference_mode():
             for xb, yb in _batches(X, y, batch_size):
-                total += nn.functional.cross_entropy(model(xb), yb, reduction="sum").item()
+                total += per_batch(model(xb), yb)
     finally:
         model.train(was_training)
     return total / max(len(y), 1)
+
+
+def accuracy(model: nn.Module, X, y, batch_size: int = EVAL_BATCH_SIZE) -> float:
+    """Fraction of ``X`` that ``model`` classifies as ``y``."""
+    return _mean_over_images(model, X, y, batch_size, lambda logits, yb: (logits.argmax(1) == yb).sum().item())
+
+
+def mean_loss(model: nn.Module, X, y, batch_size: int = EVAL_BATCH_SIZE) -> float:
+    """Mean cross-entropy of ``model`` on ``X``, ``y``."""
+    return _mean_over_images(model, X, y, batch_size,
+                             lambda logits, yb: nn.functional.cross_entropy(logits, yb, reduction="sum").item())
 
 
 @_keras_dispatch

@@ -32,8 +32,9 @@ EXPECTED = {
     # Part 4 reuses Part 1's model and function, so the same mistake shows there too
     "wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model", "test_part4_finetuned",
                                     "test_part4_gradual"}, "graded"),
+    # its Part 1 model is 99.6% zero: fine-tuning barely moves it (dead units), so no Part 4 accuracy point either
     "wrong_target_as_amount": ({"test_part1_cumulative", "test_part1_final_model", "test_part4_finetuned",
-                                "test_part4_gradual"}, "graded"),
+                                "test_part4_gradual", "test_part4_accuracies"}, "graded"),
     "wrong_per_layer": ({"test_part1_global", "test_part1_final_model"}, "graded"),
     "wrong_structured_hits_linear": ({"test_part2_scope"}, "graded"),
     "wrong_structured_is_unstructured": (PART2, "graded"),
@@ -114,8 +115,7 @@ def test_graded_cells_show_only_verdicts(graded):
     base, results = graded
     for name in ("correct", "wrong_per_layer", "tamper_patched_libraries"):
         html = (base / "out" / "feedback" / f"{name}.html").read_text()
-        assert "BEGIN HIDDEN TESTS" not in html and "Recorded for grading" not in html
-        assert "Public check passed" not in html  # printed by the kernel (or by the tamperer's fake run_test)
+        assert "BEGIN HIDDEN TESTS" not in html and "Recorded for grading" not in html  # the kernel's output
         cells = nbformat.read(results[name].graded_notebook, as_version=4).cells
         for cell in cells:
             if registry.is_autograded(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")):

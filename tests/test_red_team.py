@@ -75,11 +75,13 @@ def correct_evidence(course_env, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def trusted(course_env):
+def trusted(course_env, tmp_path_factory):
+    """The grader's paths for a course graded in PyTorch only (its model folder holds no tensorflow.model)."""
     from ece662 import data_utils
-    from ece662.pruning_helper import model_path
 
-    return TrustedData(model_path("torch").parent, data_utils.dataset_root())
+    models = tmp_path_factory.mktemp("torch-only-models")
+    shutil.copy(course_env, models / "torch.model")
+    return TrustedData(models, data_utils.dataset_root())
 
 
 # ------------------------------------------------------------------ the graded runs
