@@ -229,13 +229,16 @@ SPECIAL_FILES = '''
 import os
 from ece662.evidence import evidence_dir
 folder = evidence_dir()
-os.remove(folder / 'part1_trace.safetensors')
-with open(folder / 'part1_trace.safetensors', 'wb') as f:
-    f.truncate(8 * 2**30)  # 8 GiB, sparse: no disk used
 os.remove(folder / 'part1_model.safetensors')
 os.mkfifo(folder / 'part1_model.safetensors')
 os.remove(folder / 'part1_results.json')
 os.symlink('/dev/zero', folder / 'part1_results.json')
+os.remove(folder / 'part1_trace.safetensors')
+try:
+    with open(folder / 'part1_trace.safetensors', 'wb') as f:
+        f.truncate(8 * 2**30)  # 8 GiB, sparse: no disk used (the sandbox's file-size cap may refuse it)
+except OSError:
+    pass
 '''
 
 MALFORMED_FILES = '''
