@@ -35,7 +35,7 @@ class TrustedData:
 
     def __init__(self, model_dir: Path, data_root: Path):
         self.model_dir, self.data_root = Path(model_dir), Path(data_root)
-        self._test = None
+        self._dataset = None  # loaded on first use
 
     def original(self, framework: str) -> dict:
         import torch
@@ -52,9 +52,9 @@ class TrustedData:
     def _data(self) -> dict:
         from ece662 import data_utils
 
-        if self._test is None:
-            self._test = data_utils.get_CINIC10_data(root=self.data_root, verbose=False)
-        return self._test
+        if self._dataset is None:
+            self._dataset = data_utils.get_CINIC10_data(root=self.data_root, verbose=False)
+        return self._dataset
 
     def accuracy(self, state: dict) -> float:
         from ece662.model import from_canonical
@@ -63,10 +63,9 @@ class TrustedData:
         return accuracy(from_canonical(state), self._data()["X_test"], self._data()["y_test"])
 
     def training_loss(self, state: dict) -> float:
+        from ece662.checks import LOSS_CHECK_IMAGES
         from ece662.model import from_canonical
         from ece662.pruning_helper import mean_loss
-
-        from ece662.checks import LOSS_CHECK_IMAGES
 
         n = LOSS_CHECK_IMAGES
         return mean_loss(from_canonical(state), self._data()["X_train"][:n], self._data()["y_train"][:n])

@@ -9,6 +9,7 @@
   verifies it after the notebook has run, outside this process.
 """
 import os
+import sys
 import warnings
 
 from . import checks, evidence, registry
@@ -26,7 +27,7 @@ def _mode(namespace: dict) -> str:
 
 def canonical_state(model) -> dict:
     """The weights a model computes with, as float32 numpy arrays in the canonical (torch SmallCNN) layout."""
-    torch = __import__("sys").modules.get("torch")
+    torch = sys.modules.get("torch")  # loaded by a torch-mode notebook; a TF-mode kernel never imports it
     if torch is not None and isinstance(model, torch.nn.Module):
         from .pruning_helper import effective_state_dict
 
@@ -47,7 +48,7 @@ def _fresh_model(mode: str):
 
 
 def _call(fn, model, level):
-    torch = __import__("sys").modules.get("torch")
+    torch = sys.modules.get("torch")  # loaded by a torch-mode notebook; a TF-mode kernel never imports it
     if torch is not None:
         with torch.enable_grad():  # torch.nn.utils.prune needs autograd-enabled tensors for some calls
             return fn(model, level)
