@@ -101,7 +101,7 @@ def choose_sandbox(preferred: str) -> tuple[str, str]:
 
 
 def _limits(settings: Settings):
-    from .pipeline import Limits
+    from .jobs import Limits
 
     return Limits(cell_timeout=settings.cell_timeout, notebook_timeout=settings.notebook_timeout,
                   memory_mb=settings.memory_mb)
@@ -124,7 +124,7 @@ def run(root: Path = ROOT, settings: Settings | None = None) -> dict:
 
 
 def _run(root: Path, settings: Settings | None) -> dict:
-    from .pipeline import readable_paths, run_worker
+    from .jobs import readable_paths, run_worker
 
     started = time.monotonic()
     source = root / "source"

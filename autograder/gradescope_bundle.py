@@ -29,7 +29,8 @@ from .gradescope import SETTINGS_FILE, Settings
 from .gradescope_setup import CHECKSUMS
 
 ENTRY_MODULES = ("autograder.gradescope", "autograder.gradescope_setup", "autograder.worker")
-NEVER_SHIPPED = {"autograder/examples.py", "autograder/demo.py"}  # example submissions hold solutions
+NEVER_SHIPPED = {"autograder/examples.py", "autograder/demo.py",  # example submissions hold solutions
+                 "autograder/premeasure.py"}  # so do the reference models a whole course is measured against
 NOT_FOR_GRADING = {"torch", "torchvision", "jupyter"}  # torch: installed apart; the others: not used to grade
 GRADING_EXTRAS = ["ipykernel", "safetensors"]  # the kernel and the evidence files
 DATA_FOLDER = "ece662/datasets/cinic-10"
@@ -145,7 +146,7 @@ def build(out: Path, settings: Settings = Settings(), train_images: int | None =
     from ece662.data_utils import DEFAULT_NUM_TEST, save_prepared
     from ece662.paths import model_path
 
-    from .pipeline import prepare_template
+    from .jobs import prepare_template
 
     model = model_path("torch")
     if not model.is_file():

@@ -10,9 +10,15 @@
   student's result and private course.
 
 Concurrency: each student is graded by its own ``autograder.worker`` process
-with its own copy of the template gradebook, so SQLite never sees two writers;
-the per-student gradebooks are merged into ``gradebook.db`` at the end
-(nbgrader's rows have UUID keys, so they merge without clashes). A rerun skips
+(``autograder/jobs.py``) with its own copy of the template gradebook, so
+SQLite never sees two writers; the per-student gradebooks are merged into
+``gradebook.db`` at the end (nbgrader's rows have UUID keys, so they merge
+without clashes). ``workers`` notebooks run at once, each with its share of
+the cores; a finished notebook's verification and feedback overlap the next
+notebook, whose worker was started ahead (``autograder/spare_workers.py``).
+In the sandbox, measurements of models are shared by all workers and kernels
+(``ece662/evaluations.py``), starting with the reference models every
+correct notebook evaluates (``autograder/premeasure.py``). A rerun skips
 students whose submission, source notebook and limits are unchanged, and
 rebuilds ``gradebook.db`` and ``grades.csv`` from all results, so regrading one
 student leaves the others as they were; manual scores and comments are kept
@@ -21,125 +27,45 @@ wherever the answer did not change (``autograder.aggregate``).
 import hashlib
 import json
 import os
-import shutil
-import subprocess
-import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ece662.evaluations import store_folder
+
 from .aggregate import finish, print_summary
 from .collect import collect
-from .course import ASSIGNMENT, NOTEBOOK, REPO, SOURCE_DIR, generate_release
-from .results import STATUS_CRASHED, STATUS_TIMED_OUT, GradingResult
+from .course import REPO
+from .jobs import Limits, prepare_template, readable_paths, run_worker, source_notebook, trusted_paths
+from .results import GradingResult
 from .roster import read_roster
 from .sandbox import sandbox_unavailable_reason
+from .spare_workers import SpareWorkers
 
-WORKER_SLACK_S = 180  # on top of the notebook limit: kernel start, nbgrader, feedback
 GRADING_CODE = [REPO / "ece662" / name for name in ("checks.py", "registry.py", "evidence.py")] + [
     REPO / "autograder" / "verify.py"]  # how grading decides: a change regrades everyone
 
 
-@dataclass
-class Limits:
-    cell_timeout: int = 120
-    notebook_timeout: int = 600
-    memory_mb: int = 6144
-
-
-def _source_notebook() -> Path:
-    return REPO / SOURCE_DIR / ASSIGNMENT / NOTEBOOK
-
-
-def prepare_template(out: Path) -> Path:
-    """The template gradebook (assignment and its cells), regenerated when the source notebook changes."""
-    digest = hashlib.sha256(_source_notebook().read_bytes()).hexdigest()
-    db, stamp = out / "template" / "gradebook.db", out / "template" / "source.sha256"
-    if not (db.is_file() and stamp.is_file() and stamp.read_text() == digest):
-        shutil.rmtree(out / "template", ignore_errors=True)
-        (out / "template").mkdir(parents=True)
-        generate_release(out / "template", gradebook=db)
-        stamp.write_text(digest)
-    return db
-
-
-def readable_paths() -> list[Path]:
-    """What a sandboxed kernel may read besides Python: the ece662 package, data, data cache, model."""
-    import ece662
-    from ece662 import data_utils
-    from ece662.paths import model_path
-
-    data_utils.get_CINIC10_data(verbose=False)  # build the cache now: kernels only read it
-    model = model_path("torch")
-    if not model.is_file():
-        raise FileNotFoundError(f"No course model at {model}: train it first (`make model`).")
-    paths = {Path(ece662.__file__).resolve().parent, data_utils.dataset_root().resolve(),
-             data_utils.cache_dir().resolve(), model.parent.resolve()}
-    return sorted(paths)
-
-
-def guarded_paths() -> list[Path]:
-    """What a submission must not change: the ece662 package, the course model and the data cache."""
-    import ece662
-    from ece662 import data_utils
-    from ece662.paths import model_path
-
-    return [Path(ece662.__file__).resolve().parent, model_path("torch").resolve(), data_utils.cache_dir().resolve()]
-
-
 def _job_key(submission: Path, limits: Limits, sandbox: str) -> str:
     h = hashlib.sha256(submission.read_bytes())
-    for path in (_source_notebook(), *GRADING_CODE):  # a change to how grading decides regrades everyone
+    for path in (source_notebook(), *GRADING_CODE):  # a change to how grading decides regrades everyone
         h.update(path.read_bytes())
     h.update(json.dumps([asdict(limits), sandbox]).encode())
     return h.hexdigest()
 
 
-def trusted_paths() -> dict:
-    """The grader's own course model folder and dataset, for the verifier (never the kernel's view of them)."""
-    from ece662 import data_utils
-    from ece662.paths import model_path
-
-    return {"model_dir": str(model_path("torch").parent.resolve()),
-            "data_root": str(data_utils.dataset_root().resolve())}
-
-
-def run_worker(student: str, submission: Path, out: Path, template_db: Path, readable, limits: Limits,
-               sandbox: str, threads: int) -> GradingResult:
-    """Grade one submission in an ``autograder.worker`` process under a hard wall-clock limit.
-
-    ``sandbox``: how the kernel is contained, "bubblewrap" or "none"."""
-    work, result_file = out / "work" / student, out / "results" / f"{student}.json"
-    job = {"student": student, "submission": str(submission.resolve()), "workdir": str(work),
-           "template_db": str(template_db), "sandbox": sandbox, "readable": [str(p) for p in readable],
-           "guarded": [str(p) for p in guarded_paths()], **trusted_paths(),
-           "limits": asdict(limits), "result": str(result_file), "threads": threads}
-    for sub in ("jobs", "results", "logs"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    job_file = out / "jobs" / f"{student}.json"
-    job_file.write_text(json.dumps(job, indent=1))
-    result_file.unlink(missing_ok=True)
-    log = out / "logs" / f"{student}.log"
-    limit = limits.notebook_timeout + WORKER_SLACK_S
-    with open(log, "w") as log_handle:
-        proc = subprocess.Popen([sys.executable, "-I", "-m", "autograder.worker", str(job_file)], stdout=log_handle,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd=out)
-        try:
-            proc.wait(timeout=limit)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-            if not result_file.is_file():
-                return GradingResult.failed(student, STATUS_TIMED_OUT, f"grading did not finish within {limit} s",
-                                            sandbox=sandbox)
-    if not result_file.is_file():
-        tail = log.read_text(errors="replace")[-1500:]
-        return GradingResult.failed(student, STATUS_CRASHED, f"the grading worker failed (see {log}): {tail}",
-                                    sandbox=sandbox)
-    return GradingResult.load(result_file)
+def shared_measurements(out: Path, sandbox: str) -> Path | None:
+    """The folder of measurements the workers share (``ece662.evaluations``), where kernels cannot write it:
+    only in the bubblewrap sandbox, which shows it to them read-only."""
+    if sandbox != "bubblewrap":
+        return None
+    folder = store_folder(out / "evaluations")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def grade(submissions, out, workers: int = 2, limits: Limits = Limits(), sandbox: str = "auto",
@@ -167,6 +93,7 @@ def grade(submissions, out, workers: int = 2, limits: Limits = Limits(), sandbox
     use_sandbox = "bubblewrap" if sandbox != "off" and reason is None else "none"
     template_db = prepare_template(out)
     readable = readable_paths()
+    measurements = shared_measurements(out, use_sandbox)
 
     todo, results = [], {}
     for student, path in found.items():
@@ -179,18 +106,28 @@ def grade(submissions, out, workers: int = 2, limits: Limits = Limits(), sandbox
                 continue
         todo.append((student, path, key))
 
-    with ThreadPoolExecutor(max(1, workers)) as pool, \
-            tqdm(total=len(todo), desc="grading", unit="nb", disable=not verbose) as bar:
-        threads = max(1, (os.cpu_count() or 1) // workers)  # kernels share the cores: no oversubscription
-        futures = {pool.submit(run_worker, s, p, out, template_db, readable, limits, use_sandbox, threads):
-                   (s, k) for s, p, k in todo}
-        for future in as_completed(futures):
-            student, key = futures[future]
-            result = future.result()
-            result.job_key = key
-            result.save(out / "results" / f"{student}.json")
-            results[student] = result
-            bar.update(1)
+    threads = max(1, (os.cpu_count() or 1) // workers)  # kernels share the cores: no oversubscription
+    spares = SpareWorkers(out, workers, threads, len(todo)) if todo else None
+    try:
+        if measurements and todo:  # while the spares import
+            from .premeasure import measure_references  # torch: only when there is grading to do
+
+            measure_references(measurements, Path(trusted_paths()["model_dir"]), Path(trusted_paths()["data_root"]))
+        kernel_slots = threading.Semaphore(max(1, workers))  # notebooks running at once
+        with ThreadPoolExecutor(2 * max(1, workers)) as pool, \
+                tqdm(total=len(todo), desc="grading", unit="nb", disable=not verbose) as bar:
+            futures = {pool.submit(run_worker, s, p, out, template_db, readable, limits, use_sandbox, threads,
+                                   measurements, spares, kernel_slots): (s, k) for s, p, k in todo}
+            for future in as_completed(futures):
+                student, key = futures[future]
+                result = future.result()
+                result.job_key = key
+                result.save(out / "results" / f"{student}.json")
+                results[student] = result
+                bar.update(1)
+    finally:
+        if spares:
+            spares.close()
 
     outcome = finish(out, collection, {s: results[s] for s in found}, template_db, roster)
     if verbose:

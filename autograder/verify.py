@@ -20,6 +20,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
 from ece662 import evidence, registry
+from ece662.evaluations import EvaluationStore, Evaluator
 
 from .processes import kill_descendants
 from .sandbox import sweep
@@ -27,15 +28,17 @@ from .results import Verdict
 
 PASSED = "passed"
 MAX_MESSAGE_CHARS = 2000
+KERNEL_GONE, VERIFIED = "kernel gone", "verified"  # progress events, in this order
 RAN = "ran"  # cell status recorded by LimitedExecute; anything else says why the cell did not run to the end
 
 
 class TrustedData:
-    """The grader's own course model folder and dataset (never the kernel's)."""
+    """The grader's own course model folder and dataset (never the kernel's), and its store of measurements."""
 
-    def __init__(self, model_dir: Path, data_root: Path):
+    def __init__(self, model_dir: Path, data_root: Path, store: EvaluationStore | None = None):
         self.model_dir, self.data_root = Path(model_dir), Path(data_root)
-        self._dataset = None  # loaded on first use
+        self.store = store or EvaluationStore()
+        self._evaluator = None  # the dataset is loaded on first use
 
     def original(self, framework: str) -> dict:
         import torch
@@ -49,26 +52,22 @@ class TrustedData:
 
         return {k: v.float() for k, v in read_checkpoint(self.model_dir / "torch.model")["state_dict"].items()}
 
-    def _data(self) -> dict:
+    def evaluator(self) -> Evaluator:
+        """Measures on the grader's test images and first ``LOSS_CHECK_IMAGES`` training images."""
         from ece662 import data_utils
+        from ece662.checks import LOSS_CHECK_IMAGES
 
-        if self._dataset is None:
-            self._dataset = data_utils.get_CINIC10_data(root=self.data_root, verbose=False)
-        return self._dataset
+        if self._evaluator is None:
+            data, n = data_utils.get_CINIC10_data(root=self.data_root, verbose=False), LOSS_CHECK_IMAGES
+            self._evaluator = Evaluator(data["X_test"], data["y_test"], data["X_train"][:n], data["y_train"][:n],
+                                        self.store)
+        return self._evaluator
 
     def accuracy(self, state: dict) -> float:
-        from ece662.model import from_canonical
-        from ece662.pruning_helper import accuracy
-
-        return accuracy(from_canonical(state), self._data()["X_test"], self._data()["y_test"])
+        return self.evaluator().accuracy(state)
 
     def training_loss(self, state: dict) -> float:
-        from ece662.checks import LOSS_CHECK_IMAGES
-        from ece662.model import from_canonical
-        from ece662.pruning_helper import mean_loss
-
-        n = LOSS_CHECK_IMAGES
-        return mean_loss(from_canonical(state), self._data()["X_train"][:n], self._data()["y_train"][:n])
+        return self.evaluator().training_loss(state)
 
 
 def _load(folder: Path, item, shapes: dict):
@@ -119,6 +118,8 @@ def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
     ctx = checks.Context(original, items, problems, trusted.accuracy, trusted.training_loss,
                          evidence.display_names(framework))
 
+    if trusted.store.folder is not None:  # shared: every notebook's setup cell measures the course model too
+        trusted.accuracy(reference)
     verdicts = {}
     for test in registry.TESTS:
         status = cell_status.get(test.grade_id)
@@ -176,24 +177,37 @@ class ApplyVerdicts(NbGraderPreprocessor):
     evidence_dir = Unicode("", help="the folder the kernel recorded evidence in").tag(config=True)
     report_file = Unicode("", help="where to save verdicts, cell status and events as JSON").tag(config=True)
     sandbox = Unicode("none", help="how the kernel was contained (autograder.sandbox mode)").tag(config=True)
+    progress_file = Unicode("", help="a file to which 'kernel gone' and 'verified' are appended as they happen "
+                                     "(the pipeline starts the next notebook on one of them)").tag(config=True)
+    evaluations_dir = Unicode("", help="a folder of measurements shared with other workers (ece662.evaluations); "
+                                       "only where no kernel can write it").tag(config=True)
 
     def _trusted(self) -> TrustedData:
         from ece662 import data_utils
         from ece662.paths import model_path
 
         return TrustedData(Path(self.model_dir or model_path("torch").parent),
-                           Path(self.data_root or data_utils.dataset_root()))
+                           Path(self.data_root or data_utils.dataset_root()),
+                           EvaluationStore(self.evaluations_dir or None))
+
+    def _progress(self, event: str) -> None:
+        if self.progress_file:
+            with open(self.progress_file, "a") as f:
+                f.write(event + "\n")
 
     def preprocess(self, nb, resources):
         kill_descendants()  # nothing the kernel started may still be writing evidence
         sweep(self.sandbox)  # nor anything its user started outside this process tree
+        self._progress(KERNEL_GONE)
         kernel_dir = Path(self.kernel_dir or resources.get("metadata", {}).get("path", "."))
         remove_planted_links(kernel_dir)
         folder = Path(self.evidence_dir or kernel_dir / "evidence")
         status = resources.get("ece662_cell_status", {})
-        started = time.monotonic()
-        verdicts = verify(folder, status, self._trusted())
-        timing = dict(resources.get("ece662_timing", {}), verify_s=round(time.monotonic() - started, 2))
+        started, trusted = time.monotonic(), self._trusted()
+        verdicts = verify(folder, status, trusted)
+        timing = dict(resources.get("ece662_timing", {}), verify_s=round(time.monotonic() - started, 2),
+                      measurements_made=trusted.store.made, measurements_reused=trusted.store.reused)
+        self._progress(VERIFIED)
         for cell in nb.cells:
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if cell.cell_type == "code" and registry.is_autograded(gid):

@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 
 from ece662 import registry
+from ece662.evaluations import ENV_DIR as EVALUATIONS_ENV_DIR
 from ece662.evidence import ENV_DIR
 
 from .course import ASSIGNMENT, NOTEBOOK, base_config, ensure_tools_on_path, private_exchange
@@ -101,6 +102,8 @@ def autograde_config(course: Path, db: Path, runtime: Path, job: dict, report: P
     c.ApplyVerdicts.sandbox = job["sandbox"]
     c.ApplyVerdicts.kernel_dir = str(Path(job["evidence_dir"]).parent)
     c.ApplyVerdicts.report_file = str(report)
+    c.ApplyVerdicts.evaluations_dir = job.get("evaluations_dir", "")
+    c.ApplyVerdicts.progress_file = job.get("progress", "")
     c.OverwriteCells.add_missing_cells = True
     c.KernelManager.transport = "ipc"
     c.KernelManager.ip = str(runtime / "kernel")
@@ -176,6 +179,10 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
 
     os.environ["OMP_NUM_THREADS"] = str(job["threads"])
     os.environ[ENV_DIR] = job["evidence_dir"]
+    if job.get("evaluations_dir"):  # the kernel reads it (read-only) to skip measurements the grader made
+        os.environ[EVALUATIONS_ENV_DIR] = job["evaluations_dir"]
+    else:
+        os.environ.pop(EVALUATIONS_ENV_DIR, None)
     argv = kernel_argv(scratch, runtime, [Path(p) for p in job["readable"]], job["limits"]["memory_mb"],
                        job["sandbox"])
     write_kernelspec(course.parent / "jupyter", argv)
@@ -239,9 +246,34 @@ def trusted_scores(db: Path, student: str, verdicts: dict) -> dict:
     return scores
 
 
+def preload() -> None:
+    """Import what grading a job needs (a spare worker does this before its job arrives)."""
+    import nbgrader.apps  # noqa: F401
+    import torch  # noqa: F401 (the verifier's)
+
+    from ece662 import checks, pruning_helper  # noqa: F401
+
+    from . import course
+
+    course.autograde_preprocessors()
+
+
 def main(argv=None) -> int:
+    """``JOB.json``: grade it. ``--wait``: a spare (``autograder/spare_workers.py``): import, then read the job
+    file's path from stdin and grade it, with output from then on in the job's log."""
+    argv = sys.argv[1:] if argv is None else argv
     become_subreaper()  # orphans of the kernel become ours, so they can be killed before verification
-    job = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+    if argv == ["--wait"]:
+        preload()
+        job_file = sys.stdin.readline().strip()
+        if not job_file:
+            return 0  # no job came: the run is over
+        job = json.loads(Path(job_file).read_text())
+        log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        for fd in (1, 2):
+            os.dup2(log, fd)
+    else:
+        job = json.loads(Path(argv[0]).read_text())
     grade_one(job).save(Path(job["result"]))
     return 0
 

@@ -125,8 +125,7 @@ def _as_torch(state: dict) -> dict:
 
 
 def _student_context(test, namespace: dict) -> checks.Context:
-    from .model import from_canonical
-    from .pruning_helper import accuracy, mean_loss
+    from .evaluations import Evaluator
 
     mode = _mode(namespace)
     items = {}
@@ -139,11 +138,9 @@ def _student_context(test, namespace: dict) -> checks.Context:
         else:
             items[item.name] = evidence.normalise_results(_variable(namespace, item))
     original = _as_torch(canonical_state(_fresh_model(mode)))
-    X, y = namespace["test_data"]
     n = checks.LOSS_CHECK_IMAGES
-    X_train, y_train = namespace["data"]["X_train"][:n], namespace["data"]["y_train"][:n]
-    return checks.Context(original, items, {}, lambda state: accuracy(from_canonical(state), X, y),
-                          lambda state: mean_loss(from_canonical(state), X_train, y_train), evidence.display_names(mode))
+    measure = Evaluator(*namespace["test_data"], namespace["data"]["X_train"][:n], namespace["data"]["y_train"][:n])
+    return checks.Context(original, items, {}, measure.accuracy, measure.training_loss, evidence.display_names(mode))
 
 
 def run_test(grade_id: str, namespace: dict) -> None:

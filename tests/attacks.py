@@ -69,6 +69,28 @@ def prune_unstructured_to(model, target):
 unstructured_results = {level: 0.9 for level in sparsity_levels}
 '''
 
+# Correct pruning, made-up accuracies, and the grader's shared measurements rewritten to agree with them: the
+# store is read-only in the kernel, and the verifier measures what nobody trusted has measured.
+POISONED_MEASUREMENTS = examples.P1_CORRECT.split("unstructured_results")[0] + '''
+import os, pathlib
+from ece662 import evaluations
+from ece662.notebook_tests import canonical_state
+
+store = pathlib.Path(os.environ.get(evaluations.ENV_DIR) or "no-store")
+images = evaluations.data_digest(*test_data)
+unstructured_results = {}
+for level in sparsity_levels:
+    prune_unstructured_to(model, level)
+    key = evaluations.measurement_key("accuracy", images, canonical_state(model))
+    unstructured_results[level] = 0.9
+    for attempt in (lambda: (store / key).unlink(missing_ok=True), lambda: (store / key).write_text("0.9"),
+                    lambda: os.chmod(store, 0o777)):
+        try:
+            attempt()
+        except OSError:
+            pass
+'''
+
 # Walks up to the grader's trace() in the kernel and empties its list of completed levels.
 FRAME_WALKER = '''
 import sys
@@ -368,6 +390,9 @@ ATTACKS = [
     Attack("lying_torch_and_frames", lambda probe: _around_part1_tests(_notebook(FRAME_WALKER), LYING_TORCH,
                                                                        RESTORE_TORCH), PART2,
            "torch.equal, Tensor.__eq__, Tensor.all, builtins.abs/sum patched; the pruner walks frames into trace()"),
+    Attack("poisoned_measurements", lambda probe: _notebook(POISONED_MEASUREMENTS),
+           (PART1 | PART2) - {"test_part1_accuracies"},
+           "correct pruning, accuracies made up, and the grader's shared store of measurements rewritten to agree"),
     Attack("cell_flags", lambda probe: _tamper_cell_flags(_notebook(NOOP_FAKE_RESULTS)), PART2,
            "a test cell's nbgrader flags turned into a solution cell's, a solution cell made a 100-point test"),
     Attack("forged_evidence", lambda probe: _after(_notebook(NOOP_FAKE_RESULTS), "part1_code", FORGED_EVIDENCE),
@@ -388,7 +413,7 @@ ATTACKS = [
 ]
 
 # Graded once more without a sandbox, where the process sweep and the tamper guard are the defences.
-UNSANDBOXED = [a for a in ATTACKS if a.name in ("links", "detached_daemon")] + [
+UNSANDBOXED = [a for a in ATTACKS if a.name in ("links", "detached_daemon", "poisoned_measurements")] + [
     Attack("gradebook_edit", lambda probe: _last(_notebook(NOOP_FAKE_RESULTS), GRADEBOOK_EDIT), PART2,
            "unsandboxed: the kernel writes scores into the worker's gradebook")]
 

@@ -23,7 +23,7 @@ from autograder.gradescope import STUDENT, Settings, choose_notebook, run
 from autograder.gradescope_bundle import build
 from autograder.gradescope_results import Visibility, results_json
 from autograder.gradescope_setup import verify_checksums
-from autograder.pipeline import WORKER_SLACK_S
+from autograder.jobs import WORKER_SLACK_S
 from autograder.results import STATUS_GRADED, GradingResult, Verdict
 from ece662 import registry
 

@@ -125,6 +125,28 @@ def test_graded_cells_show_only_verdicts(graded):
                 assert verdict.passed or verdict.message in html.replace("&#39;", "'").replace("&quot;", '"')
 
 
+def test_correct_models_are_measured_once_for_the_whole_course(graded):
+    """The pipeline measures the reference models before grading; the verifier of every correct submission then
+    finds its Part 1 and Part 2 models (and the course model) measured, in a store kernels cannot write."""
+    base, results = graded
+    stores = list((base / "out" / "evaluations").glob("*/"))
+    if not SANDBOXED:  # no shared store where a kernel could write it
+        assert stores == [] and results["correct"].phases["measurements_made"] > 0
+        return
+    (store,) = stores
+    assert len([p for p in store.iterdir() if not p.name.startswith(".")]) >= 13
+    per_model = len(registry.UNSTRUCTURED_LEVELS) + len(registry.STRUCTURED_LEVELS)
+    for name in ("correct", "correct_kthvalue_manual", "correct_prune_remove"):
+        phases = results[name].phases
+        assert phases["measurements_reused"] >= per_model + 1, phases
+        assert phases["measurements_made"] <= 5, phases  # Part 4's own models: 2 accuracies, 3 losses
+
+
+def test_next_notebook_starts_once_a_kernel_is_gone_or_verified(graded):
+    base, _ = graded
+    assert (base / "out" / "jobs" / "correct.progress").read_text().splitlines() == ["kernel gone", "verified"]
+
+
 def test_grades_csv(graded):
     base, _ = graded
     with open(base / "out" / "grades.csv") as f:

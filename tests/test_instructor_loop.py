@@ -27,7 +27,8 @@ from autograder.examples import EXAMPLES
 from autograder.export import autograded_notebook, export
 from autograder.gradesheet import PENDING, final_grades
 from autograder.merged_gradebook import Mark, read_marks
-from autograder.pipeline import Limits, grade, prepare_template
+from autograder.jobs import prepare_template
+from autograder.pipeline import Limits, grade
 from autograder.results import GradingResult
 from autograder.roster import POINTS_POSSIBLE, read_roster
 from ece662 import registry
