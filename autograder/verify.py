@@ -20,7 +20,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
 from ece662 import evidence, registry
-from ece662.evaluations import EvaluationStore, Evaluator
+from ece662.evaluations import EvaluationStore
 
 from .processes import kill_descendants
 from .sandbox import sweep
@@ -52,10 +52,10 @@ class TrustedData:
 
         return {k: v.float() for k, v in read_checkpoint(self.model_dir / "torch.model")["state_dict"].items()}
 
-    def evaluator(self) -> Evaluator:
+    def evaluator(self):
         """Measures on the grader's test images and first ``LOSS_CHECK_IMAGES`` training images."""
         from ece662 import data_utils
-        from ece662.checks import LOSS_CHECK_IMAGES
+        from ece662.checks import LOSS_CHECK_IMAGES, Evaluator
 
         if self._evaluator is None:
             data, n = data_utils.get_CINIC10_data(root=self.data_root, verbose=False), LOSS_CHECK_IMAGES

@@ -2,7 +2,8 @@
 
 A check reads a ``Context``: the course model's original weights, the
 evidence items the notebook recorded (a pruning function's trace, a model's
-weights, a results dict) and an ``accuracy`` function. It verifies *what* the
+weights, a results dict) and how to measure weights (an ``Evaluator``, which
+keeps each measurement in an ``ece662.evaluations`` store). It verifies *what* the
 student's code produced, never *how*, and raises ``AssertionError`` with a
 message addressed to the student. The same functions run in two places:
 
@@ -21,6 +22,9 @@ from typing import Callable
 import torch
 
 from . import registry
+from .evaluations import EvaluationStore, data_digest, measurement_key
+from .model import from_canonical
+from .pruning_helper import accuracy, mean_loss
 from .registry import FINAL_SPARSITY
 
 ACCURACY_TOLERANCE = 0.0025  # recorded vs re-evaluated accuracy (a few images of 5000; frameworks differ slightly)
@@ -40,7 +44,7 @@ class Trace:
 
 class Context:
     """The inputs of the checks: ``original`` weights, recorded ``items``, ``problems`` with items, and how to
-    measure weights (``ece662.evaluations.Evaluator``: each distinct set measured once)."""
+    measure weights (an ``Evaluator``: each distinct set measured once)."""
 
     def __init__(self, original: dict, items: dict, problems: dict, evaluate: Callable[[dict], float],
                  training_loss: Callable[[dict], float], layer_names: dict | None = None):
@@ -74,6 +78,24 @@ class Context:
 
     def accuracy(self, state: dict) -> float:
         return self._evaluate(state)
+
+
+class Evaluator:
+    """Accuracy on test images and loss on training images of canonical weights (the course SmallCNN), each
+    measured once per ``store``."""
+
+    def __init__(self, test_images, test_labels, train_images, train_labels, store: EvaluationStore | None = None):
+        self.test, self.train = (test_images, test_labels), (train_images, train_labels)
+        self._digests = {"accuracy": data_digest(*self.test), "loss": data_digest(*self.train)}
+        self.store = store or EvaluationStore()
+
+    def accuracy(self, state: dict) -> float:
+        return self.store.measure(measurement_key("accuracy", self._digests["accuracy"], state),
+                                  lambda: accuracy(from_canonical(state), *self.test))
+
+    def training_loss(self, state: dict) -> float:
+        return self.store.measure(measurement_key("loss", self._digests["loss"], state),
+                                  lambda: mean_loss(from_canonical(state), *self.train))
 
 
 def _weights(ctx: Context) -> list[str]:

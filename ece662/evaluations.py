@@ -96,30 +96,6 @@ class EvaluationStore:
         return value
 
 
-class Evaluator:
-    """Accuracy on test images and loss on training images of canonical weights (the course SmallCNN), each
-    measured once per ``store``."""
-
-    def __init__(self, test_images, test_labels, train_images, train_labels, store: EvaluationStore | None = None):
-        self.test, self.train = (test_images, test_labels), (train_images, train_labels)
-        self._digests = {"accuracy": data_digest(*self.test), "loss": data_digest(*self.train)}
-        self.store = store or EvaluationStore()
-
-    def accuracy(self, state: dict) -> float:
-        from .model import from_canonical
-        from .pruning_helper import accuracy
-
-        return self.store.measure(measurement_key("accuracy", self._digests["accuracy"], state),
-                                  lambda: accuracy(from_canonical(state), *self.test))
-
-    def training_loss(self, state: dict) -> float:
-        from .model import from_canonical
-        from .pruning_helper import mean_loss
-
-        return self.store.measure(measurement_key("loss", self._digests["loss"], state),
-                                  lambda: mean_loss(from_canonical(state), *self.train))
-
-
 def graders_accuracy(state: dict, images, labels) -> float | None:
     """In a graded kernel: the accuracy the grader already measured for ``state`` on these images, if any."""
     folder = os.environ.get(ENV_DIR)

@@ -125,8 +125,6 @@ def _as_torch(state: dict) -> dict:
 
 
 def _student_context(test, namespace: dict) -> checks.Context:
-    from .evaluations import Evaluator
-
     mode = _mode(namespace)
     items = {}
     for item in test.evidence:
@@ -139,7 +137,8 @@ def _student_context(test, namespace: dict) -> checks.Context:
             items[item.name] = evidence.normalise_results(_variable(namespace, item))
     original = _as_torch(canonical_state(_fresh_model(mode)))
     n = checks.LOSS_CHECK_IMAGES
-    measure = Evaluator(*namespace["test_data"], namespace["data"]["X_train"][:n], namespace["data"]["y_train"][:n])
+    train = namespace["data"]
+    measure = checks.Evaluator(*namespace["test_data"], train["X_train"][:n], train["y_train"][:n])
     return checks.Context(original, items, {}, measure.accuracy, measure.training_loss, evidence.display_names(mode))
 
 

@@ -41,9 +41,9 @@ def test_bench_measures_and_reports_every_goal(tmp_path):
         for phases in ours["phases"].values():
             assert {"setup", *(t.grade_id for t in registry.TESTS)} <= set(phases["cells_s"])
             assert phases["kernel_start_s"] > 0 and phases["scores_s"] >= 0 and phases["waiting_s"] >= 0
-        floor = p4d["floor"][workers]
-        assert floor["cpu_s"] > floor["part4_cell_s"] > 0 and floor["stock_cpu_s"] > 0
-        assert floor["floor_s"] < ours["total_s"] and p4d[f"vs_stock_{workers}"] > 0
+        floor = p4d["floor"][workers]  # machine-wide CPU time: other load counts too, so no tighter bound here
+        assert floor["cpu_s"] > 0 and floor["part4_cell_s"] > 0 and floor["stock_cpu_s"] > 0
+        assert floor["floor_s"] == floor["cpu_s"] / floor["cores"] and p4d[f"vs_stock_{workers}"] > 0
     assert set(figures["P5"]["ms"]) == {"dense", "unstructured_80", "filters_80_masked", "filters_80_removed"}
     summary = (tmp_path / "report" / "REPORT.md").read_text()
     assert "synthetic (not CINIC-10)" in summary

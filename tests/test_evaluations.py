@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from ece662 import evaluations, evidence, notebook_tests, registry
-from ece662.evaluations import EvaluationStore, Evaluator, data_digest, measurement_key
+from ece662.checks import Evaluator
+from ece662.evaluations import EvaluationStore, data_digest, measurement_key
 
 
 @pytest.fixture
