@@ -57,11 +57,7 @@ class LimitedExecute(Execute):
         self._timing = resources.setdefault("ece662_timing", {"cells_s": {}})
         self._started = time.monotonic()
         self._output_bytes = {}
-        self._last_cell_end = None
-        nb, resources = super().preprocess(nb, resources, km)
-        if self._last_cell_end is not None:
-            self._timing["kernel_stop_s"] = round(time.monotonic() - self._last_cell_end, 2)
-        return nb, resources
+        return super().preprocess(nb, resources, km)
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
@@ -121,8 +117,7 @@ class LimitedExecute(Execute):
             return cell, resources
         finally:
             limit, self.timeout = self.timeout, per_cell
-            self._last_cell_end = time.monotonic()
-            self._timing["cells_s"][cell.get("id", str(index))] = round(self._last_cell_end - started, 2)
+            self._timing["cells_s"][cell.get("id", str(index))] = round(time.monotonic() - started, 2)
         if time.monotonic() - started >= limit - 0.5:
             self._note(cell, "cell timeout", f"it ran past the {limit} s cell time limit and was interrupted")
         elif any(o.get("ename") == "MemoryError" for o in cell.get("outputs", [])):

@@ -112,7 +112,8 @@ def grade(submissions, out, workers: int = 2, limits: Limits = Limits(), sandbox
         if measurements and todo:  # while the spares import
             from .premeasure import measure_references  # torch: only when there is grading to do
 
-            measure_references(measurements, Path(trusted_paths()["model_dir"]), Path(trusted_paths()["data_root"]))
+            paths = trusted_paths()
+            measure_references(measurements, Path(paths["model_dir"]), Path(paths["data_root"]))
         kernel_slots = threading.Semaphore(max(1, workers))  # notebooks running at once
         with ThreadPoolExecutor(2 * max(1, workers)) as pool, \
                 tqdm(total=len(todo), desc="grading", unit="nb", disable=not verbose) as bar:

@@ -44,9 +44,9 @@ def reference_models(original: dict) -> list[dict]:
     return states
 
 
-def measure_references(store_folder: Path, model_dir: Path, data_root: Path) -> int:
+def measure_references(store_folder: Path, model_dir: Path, data_root: Path) -> None:
     """Put the reference models' accuracies (and the final Part 1 model's training loss, which Part 4's checks
-    compare against) into the store at ``store_folder``; returns how many were measured now."""
+    compare against) into the store at ``store_folder``, unless they are there already."""
     from ece662.evaluations import EvaluationStore
 
     trusted = TrustedData(model_dir, data_root, EvaluationStore(store_folder))
@@ -54,4 +54,3 @@ def measure_references(store_folder: Path, model_dir: Path, data_root: Path) -> 
     for state in states:
         trusted.accuracy(state)
     trusted.training_loss(states[len(registry.UNSTRUCTURED_LEVELS)])
-    return trusted.store.made

@@ -380,6 +380,16 @@ def mean_loss(model: nn.Module, X, y, batch_size: int = EVAL_BATCH_SIZE) -> floa
                              lambda logits, yb: nn.functional.cross_entropy(logits, yb, reduction="sum").item())
 
 
+def _graders_accuracy(model, X, y) -> float | None:
+    """While grading: the accuracy the grader already measured for exactly these weights on exactly these
+    images (``ece662/evaluations.py``), else None. Never set outside grading, and no grade depends on it."""
+    if not os.environ.get(evaluations.ENV_DIR) or type(model) is not SmallCNN or \
+            not (isinstance(X, np.ndarray) and isinstance(y, np.ndarray)):
+        return None
+    state = {k: v.float().numpy() for k, v in effective_state_dict(model).items()}
+    return evaluations.graders_accuracy(state, X, y)
+
+
 @_keras_dispatch
 def test_model(model, test_data, mode="torch") -> float:
     """Print and return the accuracy of ``model`` on ``test_data = [X, y]``."""
@@ -390,16 +400,6 @@ def test_model(model, test_data, mode="torch") -> float:
         acc = accuracy(model, X, y)
     print(f"Test Acc: {acc:.4f}")
     return acc
-
-
-def _graders_accuracy(model, X, y) -> float | None:
-    """While grading: the accuracy the grader already measured for exactly these weights on exactly these
-    images (``ece662/evaluations.py``), else None. Never set outside grading, and no grade depends on it."""
-    if not os.environ.get(evaluations.ENV_DIR) or type(model) is not SmallCNN or \
-            not (isinstance(X, np.ndarray) and isinstance(y, np.ndarray)):
-        return None
-    state = {k: v.float().numpy() for k, v in effective_state_dict(model).items()}
-    return evaluations.graders_accuracy(state, X, y)
 
 
 test_model.__test__ = False  # not a pytest test, despite the name
