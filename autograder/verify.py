@@ -38,7 +38,7 @@ class TrustedData:
     def __init__(self, model_dir: Path, data_root: Path, store: EvaluationStore | None = None):
         self.model_dir, self.data_root = Path(model_dir), Path(data_root)
         self.store = store or EvaluationStore()
-        self._evaluator = None  # the dataset is loaded on first use
+        self._dataset = self._evaluator = None  # loaded on first use
 
     def original(self, framework: str) -> dict:
         import torch
@@ -54,14 +54,21 @@ class TrustedData:
 
     def evaluator(self):
         """Measures on the grader's test images and first ``LOSS_CHECK_IMAGES`` training images."""
-        from ece662 import data_utils
         from ece662.checks import LOSS_CHECK_IMAGES, Evaluator
 
         if self._evaluator is None:
-            data, n = data_utils.get_CINIC10_data(root=self.data_root, verbose=False), LOSS_CHECK_IMAGES
+            data, n = self.dataset(), LOSS_CHECK_IMAGES
             self._evaluator = Evaluator(data["X_test"], data["y_test"], data["X_train"][:n], data["y_train"][:n],
                                         self.store)
         return self._evaluator
+
+    def dataset(self) -> dict:
+        """``get_CINIC10_data()`` of the grader's dataset, as a notebook with default settings gets it."""
+        from ece662 import data_utils
+
+        if self._dataset is None:
+            self._dataset = data_utils.get_CINIC10_data(root=self.data_root, verbose=False)
+        return self._dataset
 
     def accuracy(self, state: dict) -> float:
         return self.evaluator().accuracy(state)

@@ -350,9 +350,9 @@ def _trained_from(ctx: Context, state: dict, start: dict, what: str, start_what:
                              "with train_epoch on X_part4, y_part4.")
 
 
-def _untrained_like(ctx: Context, state: dict) -> dict:
-    """The course model with the zeros of ``state``: what pruning without training would have given."""
-    return {k: v * (state[k] != 0) if k.endswith(".weight") else v for k, v in ctx.original.items()}
+def untrained_like(original: dict, state: dict) -> dict:
+    """The course model ``original`` with the zeros of ``state``: what pruning without training would have given."""
+    return {k: v * (state[k] != 0) if k.endswith(".weight") else v for k, v in original.items()}
 
 
 def _finetuned_trained(ctx: Context):
@@ -363,7 +363,7 @@ def _finetuned_trained(ctx: Context):
 
 def _gradual_trained(ctx: Context):
     gradual = ctx.state(registry.PART4_GRADUAL)
-    _trained_from(ctx, gradual, ctx.original, "`gradual_model`", "the course model", _untrained_like(ctx, gradual))
+    _trained_from(ctx, gradual, ctx.original, "`gradual_model`", "the course model", untrained_like(ctx.original, gradual))
 
 
 def finetuned_model(ctx: Context):

@@ -39,6 +39,8 @@ SYNTHETIC_MARKER = "SYNTHETIC_DATA.txt"
 PREPARED_MARKER = "PREPARED.json"
 PREPARED_FORMAT = "ece662-prepared-cinic10"
 CACHE_VERSION = 1
+LISTING_STAMP = "listing.json"  # in a dataset's cache folder: the folders' mtimes when last listed
+RACY_NS = 2_000_000_000  # a folder modified this close to its listing is listed again
 DEFAULT_NUM_TEST = 5000
 
 _active_dataset = None  # description of the dataset the last get_CINIC10_data() call loaded
@@ -252,33 +254,38 @@ def _build_split_cache(root: Path, split: str, order, target: Path, pool: _Decod
             tmp.unlink(missing_ok=True)
 
 
-def _load_split(root: Path, split: str, names, rebuild: bool, pool: _DecoderPool, verbose: bool):
-    """Memory-mapped (X, y) of one split, rebuilding its cache if the folder changed."""
+def _cache_folder(root: Path) -> Path:
+    return cache_dir() / f"cinic10-{_digest(str(root.resolve()))[:12]}"
+
+
+def _split_key(root: Path, split: str, names) -> str:
+    """What one split's cache was built from: its file names and its class folders' mtimes."""
     split_dir = root / SPLIT_FOLDERS[split]
-    key = _digest(
-        CACHE_VERSION,
-        names,
-        [os.stat(split_dir / cls).st_mtime_ns for cls in CLASSES],
-    )
-    target = cache_dir() / f"cinic10-{_digest(str(root.resolve()))[:12]}"
-    meta_file = target / f"{split}.json"
+    return _digest(CACHE_VERSION, names, [os.stat(split_dir / cls).st_mtime_ns for cls in CLASSES])
 
-    def cached():
-        try:
-            meta = json.loads(meta_file.read_text())
-            if meta["key"] != key:
-                return None
-            X = np.load(target / f"{split}-X.npy", mmap_mode="r")
-            y = np.load(target / f"{split}-y.npy")
-        except (OSError, ValueError, KeyError):
+
+def _cached_split(target: Path, split: str, key: str):
+    """Memory-mapped (X, y) of one split's cache if it was built for ``key``, else None."""
+    try:
+        meta = json.loads((target / f"{split}.json").read_text())
+        if meta["key"] != key:
             return None
-        return (X, y) if X.shape == (meta["count"], *IMAGE_SHAPE) and y.shape == (meta["count"],) else None
+        X = np.load(target / f"{split}-X.npy", mmap_mode="r")
+        y = np.load(target / f"{split}-y.npy")
+    except (OSError, ValueError, KeyError):
+        return None
+    return (X, y) if X.shape == (meta["count"], *IMAGE_SHAPE) and y.shape == (meta["count"],) else None
 
-    if not rebuild and (hit := cached()) is not None:
+
+def _load_split(root: Path, split: str, names, key: str, rebuild: bool, pool: _DecoderPool, verbose: bool):
+    """Memory-mapped (X, y) of one split, rebuilding its cache if the folder changed."""
+    target = _cache_folder(root)
+    if not rebuild and (hit := _cached_split(target, split, key)) is not None:
         return hit
     target.mkdir(parents=True, exist_ok=True)
+    meta_file = target / f"{split}.json"
     with FileLock(str(target / f"{split}.lock")):
-        if not rebuild and (hit := cached()) is not None:  # another process built it meanwhile
+        if not rebuild and (hit := _cached_split(target, split, key)) is not None:  # built meanwhile elsewhere
             return hit
         meta_file.unlink(missing_ok=True)  # arrays are about to change: invalidate first
         order = _stratified_order(names)
@@ -286,7 +293,70 @@ def _load_split(root: Path, split: str, names, rebuild: bool, pool: _DecoderPool
         tmp_meta = meta_file.with_suffix(f".{os.getpid()}.tmp")
         tmp_meta.write_text(json.dumps({"key": key, "count": len(order), "root": str(root)}))
         os.replace(tmp_meta, meta_file)  # written last: the cache is complete only once this exists
-    return cached()
+    return _cached_split(target, split, key)
+
+
+def _folder_mtimes(root: Path) -> dict[str, int] | None:
+    """mtime (ns) of the root, split and class folders (adding, removing or renaming a file changes its
+    folder's), or None if one is missing."""
+    try:
+        return {f"{split}/{cls}": os.stat(root / split / cls).st_mtime_ns
+                for split in ("", *SPLIT_FOLDERS.values()) for cls in ("", *(CLASSES if split else ()))}
+    except OSError:
+        return None
+
+
+def _stamped_listing(root: Path, target: Path) -> dict | None:
+    """The listing stamp of the cache at ``target`` (its description and split keys) if no folder of ``root``
+    changed since the stamp was written. As git does with its index, a folder modified within ``RACY_NS``
+    before the stamp was written is not trusted (a later change in the same clock tick would not show)."""
+    try:
+        stamp_file = target / LISTING_STAMP
+        stamp, written = json.loads(stamp_file.read_text()), stamp_file.stat().st_mtime_ns
+        mtimes = _folder_mtimes(root)
+    except (OSError, ValueError):
+        return None
+    if mtimes is None or stamp.get("version") != CACHE_VERSION or stamp.get("mtimes") != mtimes or \
+            max(mtimes.values()) >= written - RACY_NS:
+        return None
+    return stamp
+
+
+def _write_stamp(root: Path, target: Path, description: dict, keys: dict, mtimes: dict) -> None:
+    """Record a fresh listing, when it differs from the stamp there (so that readers never rewrite it)."""
+    stamp = {"version": CACHE_VERSION, "mtimes": mtimes, "keys": keys, "description": description}
+    try:
+        if json.loads((target / LISTING_STAMP).read_text()) == stamp:
+            return
+    except (OSError, ValueError):
+        pass
+    try:
+        tmp = target / f".{LISTING_STAMP}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(stamp))
+        os.replace(tmp, target / LISTING_STAMP)
+    except OSError:  # a read-only cache (a sandboxed kernel): list the folders each time
+        pass
+
+
+def _load_listed(root: Path, rebuild: bool, workers, verbose: bool) -> tuple[dict, dict]:
+    """(description, {split: (X, y)}) of a PNG dataset: from the cache without listing the folders when they
+    did not change since the last listing; else listed (hundreds of thousands of names), cached if need be."""
+    target = _cache_folder(root)
+    stamp = None if rebuild else _stamped_listing(root, target)
+    if stamp is not None:
+        arrays = {split: _cached_split(target, split, stamp["keys"][split]) for split in SPLIT_FOLDERS}
+        if all(hit is not None for hit in arrays.values()):
+            return stamp["description"], arrays
+    mtimes = _folder_mtimes(root)
+    listing = {split: list_split(root, split) for split in SPLIT_FOLDERS}
+    description = _describe(root, listing)
+    keys = {split: _split_key(root, split, names) for split, names in listing.items()}
+    with _DecoderPool(workers or min(8, os.cpu_count() or 1)) as pool:
+        arrays = {split: _load_split(root, split, names, keys[split], rebuild, pool, verbose)
+                  for split, names in listing.items()}
+    if mtimes is not None and mtimes == _folder_mtimes(root):  # unchanged while listed
+        _write_stamp(root, target, description, keys, mtimes)
+    return description, arrays
 
 
 def get_CINIC10_data(num_training=None, num_validation=None, num_test=DEFAULT_NUM_TEST,
@@ -317,11 +387,7 @@ def get_CINIC10_data(num_training=None, num_validation=None, num_test=DEFAULT_NU
         description = _prepared_info(root)["dataset"]
         arrays = {split: _load_prepared_split(root, split) for split in SPLIT_FOLDERS}
     else:
-        listing = {split: list_split(root, split) for split in SPLIT_FOLDERS}
-        description = _describe(root, listing)
-        with _DecoderPool(workers or min(8, os.cpu_count() or 1)) as pool:
-            arrays = {split: _load_split(root, split, names, rebuild_cache, pool, verbose)
-                      for split, names in listing.items()}
+        description, arrays = _load_listed(root, rebuild_cache, workers, verbose)
     for split, (X, y) in arrays.items():
         n = limits[split]
         if n is not None:

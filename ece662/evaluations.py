@@ -15,6 +15,13 @@ images: the value the kernel would have computed, without the minutes of
 forward passes. No grade depends on that: the verifier still measures every
 recorded model itself (through this store, filled only by trusted code) and
 compares. Outside grading the variable is unset and nothing is looked up.
+
+The store also holds *sealed* entries (``put_sealed``/``get_sealed``): bytes
+found under a secret, the hash of the inputs that produce them (a
+``train_epoch`` call, see ``ece662/training_replay.py``). The file's name and
+the key that encrypts it both derive from the secret, so a kernel reading the
+folder can open an entry only when it holds exactly those inputs, that is,
+only when it could have computed the bytes itself.
 """
 import hashlib
 import os
@@ -26,7 +33,7 @@ import numpy as np
 ENV_DIR = "ECE662_EVALUATIONS_DIR"
 MAX_ENTRY_BYTES = 64
 # The code a stored value depends on: a change to any of these starts a fresh store.
-MEASURING_CODE = ("evaluations.py", "pruning_helper.py", "model.py", "data_utils.py")
+MEASURING_CODE = ("evaluations.py", "pruning_helper.py", "model.py", "data_utils.py", "training_replay.py")
 
 
 def digest(arrays: dict) -> str:
@@ -84,6 +91,23 @@ class EvaluationStore:
             partial.write_text(repr(float(value)))
             os.replace(partial, self.folder / key)  # readers see the whole value or none
 
+    def put_sealed(self, secret: str, content: bytes) -> None:
+        """Keep ``content`` where only a holder of ``secret`` finds and reads it (needs a folder)."""
+        name, sealed = _sealed_name(secret), _xor_keystream(secret, content)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self.folder / f".{name}.{uuid.uuid4().hex}"
+        partial.write_bytes(sealed)
+        os.replace(partial, self.folder / name)
+
+    def get_sealed(self, secret: str) -> bytes | None:
+        if self.folder is None:
+            return None
+        try:
+            sealed = (self.folder / _sealed_name(secret)).read_bytes()
+        except OSError:
+            return None
+        return _xor_keystream(secret, sealed)
+
     def measure(self, key: str, compute) -> float:
         """The stored value of ``key``, else ``compute()``, stored."""
         value = self.get(key)
@@ -96,9 +120,23 @@ class EvaluationStore:
         return value
 
 
+def _sealed_name(secret: str) -> str:
+    return "sealed-" + hashlib.sha256(f"name|{secret}".encode()).hexdigest()
+
+
+def _xor_keystream(secret: str, data: bytes) -> bytes:
+    """``data`` XOR SHAKE-256(secret): encrypts and decrypts (one key per content, never reused for another)."""
+    stream = hashlib.shake_256(f"key|{secret}".encode()).digest(len(data))
+    return (np.frombuffer(data, np.uint8) ^ np.frombuffer(stream, np.uint8)).tobytes()
+
+
+def graders_store() -> EvaluationStore | None:
+    """In a graded kernel: the grader's store (read-only there); None outside grading."""
+    folder = os.environ.get(ENV_DIR)
+    return EvaluationStore(folder) if folder else None
+
+
 def graders_accuracy(state: dict, images, labels) -> float | None:
     """In a graded kernel: the accuracy the grader already measured for ``state`` on these images, if any."""
-    folder = os.environ.get(ENV_DIR)
-    if not folder:
-        return None
-    return EvaluationStore(folder).get(measurement_key("accuracy", data_digest(images, labels), state))
+    store = graders_store()
+    return store and store.get(measurement_key("accuracy", data_digest(images, labels), state))

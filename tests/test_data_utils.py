@@ -80,6 +80,43 @@ def test_cache_is_rebuilt_when_the_folder_changes(tiny_root, tmp_path):
     assert len(data["y_test"]) == 399 and np.bincount(data["y_test"])[CLASSES.index("cat")] == 39
 
 
+def _age_folders(root, seconds=60):
+    """Date every folder of the dataset ``seconds`` back, as for a dataset downloaded a while ago."""
+    past = time.time() - seconds
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        os.utime(folder, (past, past))
+
+
+def test_unchanged_folders_are_not_listed_again_and_any_change_is_seen(tiny_root, tmp_path, monkeypatch):
+    root = copy_dataset(tiny_root, tmp_path / "data")
+    _age_folders(root)
+    first = get_CINIC10_data(root=root, num_test=None, verbose=False)
+    listed = []
+    monkeypatch.setattr(data_utils, "list_split", lambda *a: listed.append(a) or pytest.fail("listed again"))
+    again = get_CINIC10_data(root=root, num_test=None, verbose=False)
+    np.testing.assert_array_equal(again["X_test"], first["X_test"])
+    monkeypatch.undo()
+    assert data_utils.active_dataset() == data_utils.describe_dataset(root)  # the stamp's description is true
+
+    (root / "test" / "cat" / "extra.png").write_bytes((root / "test" / "cat" / sorted(
+        p.name for p in (root / "test" / "cat").iterdir())[0]).read_bytes())  # a new file, just now
+    data = get_CINIC10_data(root=root, num_test=None, verbose=False)
+    assert len(data["y_test"]) == 401 and np.bincount(data["y_test"])[CLASSES.index("cat")] == 41
+
+
+def test_a_folder_changed_just_before_its_listing_is_listed_every_time(tiny_root, tmp_path, monkeypatch):
+    """The folder's clock may not tick between a listing and a change right after it: such stamps are not
+    trusted (until the folders are older than the stamp by a margin)."""
+    root = copy_dataset(tiny_root, tmp_path / "data")
+    _age_folders(root, seconds=0)  # modified now (copytree dates folders like their originals)
+    get_CINIC10_data(root=root, verbose=False)
+    calls = []
+    real = data_utils.list_split
+    monkeypatch.setattr(data_utils, "list_split", lambda *a: calls.append(a) or real(*a))
+    get_CINIC10_data(root=root, verbose=False)
+    assert len(calls) == 3
+
+
 def test_half_written_cache_is_never_used(tiny_root, tmp_path):
     root = copy_dataset(tiny_root, tmp_path / "data")
     good = np.array(get_CINIC10_data(root=root, num_test=None, verbose=False)["X_test"])
