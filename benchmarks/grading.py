@@ -77,12 +77,13 @@ def autograde_phases(result, wall_s: float) -> dict:
 
 def run_ours(submissions: Path, out: Path, workers: int) -> dict:
     """Our pipeline over ``submissions`` into ``out`` (every submission regraded); wall time and phases."""
-    from autograder import pipeline
+    from autograder import pipeline, premeasure
 
     pipeline.prepare_template(out)  # like stock's generate_assignment: set-up, not timed
     shutil.rmtree(out / "evaluations", ignore_errors=True)  # a first grading run: no measurements to reuse
-    workers_done, merges = [], []
-    with timed_calls(pipeline, "run_worker", workers_done), timed_calls(pipeline, "finish", merges):
+    workers_done, merges, premeasured = [], [], []
+    with timed_calls(pipeline, "run_worker", workers_done), timed_calls(pipeline, "finish", merges), \
+            timed_calls(premeasure, "measure_references", premeasured):
         started = time.perf_counter()
         results = pipeline.grade(submissions, out, workers=workers, force=True, verbose=False)
         total_s = time.perf_counter() - started
@@ -91,6 +92,7 @@ def run_ours(submissions: Path, out: Path, workers: int) -> dict:
         "total_s": total_s, "workers": workers,
         "pipeline_start_s": first_worker - started,  # collecting, sandbox check, template check, data cache
         "merge_s": sum(end - start for start, end, _ in merges),
+        "premeasure_s": sum(end - start for start, end, _ in premeasured),  # once per course (autograder/premeasure.py)
         "phases": {r.student: autograde_phases(r, end - start) for start, end, r in workers_done},
         "scores": {r.student: r.autograded_score() for r in results},
         "seconds": {r.student: r.seconds for r in results},
@@ -109,12 +111,13 @@ def phase_totals(run: dict) -> dict:
 
 def floor(run: dict, stock: dict, cores: int) -> dict:
     """No schedule can finish a run's CPU work faster than its CPU seconds spread over every core: that bounds
-    our wall time from below and the ratio to stock from above. The Part 4 cell (two models trained) is the
-    largest share, and no grader can skip it or look it up."""
+    our wall time from below and the ratio to stock from above. Part 4's cell (two models trained, unless
+    every epoch is replayed) is the largest share of the kernels' work."""
     floor_s = run["cpu_s"] / cores
     return {"cpu_s": run["cpu_s"], "cores": cores, "floor_s": floor_s, "max_vs_stock": stock["total_s"] / floor_s,
             "stock_cpu_s": stock["cpu_s"], "busy_cores": run["cpu_s"] / run["total_s"],
-            "part4_cell_s": sum(ph["cells_s"].get("part4_code", 0.0) for ph in run["phases"].values())}
+            "part4_cell_s": {student: ph["cells_s"].get("part4_code", 0.0) for student, ph in run["phases"].items()},
+            "premeasure_s": run["premeasure_s"]}
 
 
 def cpu_seconds() -> float:

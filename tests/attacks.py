@@ -91,6 +91,29 @@ for level in sparsity_levels:
             pass
 '''
 
+# No Part 4 training: the models are taken from whatever the grader's store holds (Part 4's reference epochs are
+# there, sealed with their inputs' hash).
+STORE_SNOOPING = '''
+import os, pathlib
+from safetensors.torch import load
+from ece662 import evaluations
+
+finetuned_model, gradual_model = clone_model(model), load_model(path, mode=mode)
+for entry in pathlib.Path(os.environ.get(evaluations.ENV_DIR) or "no-store").rglob("*"):
+    try:
+        tensors = load(entry.read_bytes())
+    except Exception:
+        continue
+    weights = {k.split("|", 1)[-1]: v for k, v in tensors.items() if k.startswith("model|")}
+    for target in (finetuned_model, gradual_model):
+        try:
+            target.load_state_dict(weights)
+        except Exception:
+            pass
+part4_results = {'after_training': test_model(finetuned_model, test_data, mode=mode),
+                 'during_training': test_model(gradual_model, test_data, mode=mode)}
+'''
+
 # Walks up to the grader's trace() in the kernel and empties its list of completed levels.
 FRAME_WALKER = '''
 import sys
@@ -393,6 +416,8 @@ ATTACKS = [
     Attack("poisoned_measurements", lambda probe: _notebook(POISONED_MEASUREMENTS),
            (PART1 | PART2) - {"test_part1_accuracies"},
            "correct pruning, accuracies made up, and the grader's shared store of measurements rewritten to agree"),
+    Attack("store_snooping", lambda probe: _notebook(examples.P1_CORRECT, examples.P2_CORRECT, STORE_SNOOPING),
+           PART1 | PART2, "Part 4's models loaded from the grader's store, where its reference training is kept"),
     Attack("cell_flags", lambda probe: _tamper_cell_flags(_notebook(NOOP_FAKE_RESULTS)), PART2,
            "a test cell's nbgrader flags turned into a solution cell's, a solution cell made a 100-point test"),
     Attack("forged_evidence", lambda probe: _after(_notebook(NOOP_FAKE_RESULTS), "part1_code", FORGED_EVIDENCE),

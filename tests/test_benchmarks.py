@@ -42,7 +42,8 @@ def test_bench_measures_and_reports_every_goal(tmp_path):
             assert {"setup", *(t.grade_id for t in registry.TESTS)} <= set(phases["cells_s"])
             assert phases["kernel_start_s"] > 0 and phases["scores_s"] >= 0 and phases["waiting_s"] >= 0
         floor = p4d["floor"][workers]  # machine-wide CPU time: other load counts too, so no tighter bound here
-        assert floor["cpu_s"] > 0 and floor["part4_cell_s"] > 0 and floor["stock_cpu_s"] > 0
+        assert floor["cpu_s"] > 0 and floor["stock_cpu_s"] > 0 and floor["premeasure_s"] > 0
+        assert set(floor["part4_cell_s"]) == set(ours["phases"]) and all(floor["part4_cell_s"].values())
         assert floor["floor_s"] == floor["cpu_s"] / floor["cores"] and p4d[f"vs_stock_{workers}"] > 0
     assert set(figures["P5"]["ms"]) == {"dense", "unstructured_80", "filters_80_masked", "filters_80_removed"}
     summary = (tmp_path / "report" / "REPORT.md").read_text()

@@ -85,7 +85,7 @@ def test_the_key_covers_every_input_and_refuses_calls_it_cannot_describe(data):
     refused = [call_key(model, torch.optim.Adam(model.parameters()), X, y, 32, 0),
                call_key(model, optimizer, X, y, 32, np.random.default_rng(0)),
                call_key(model, optimizer, X, y, 32, 0, scheduler=object()),
-               call_key(model, optimizer, torch.from_numpy(X), y, 32, 0),
+               call_key(model, optimizer, torch.from_numpy(X.copy()), y, 32, 0),
                call_key(model, _sgd(_pruned_model()), X, y, 32, 0),  # optimizer of another model
                call_key(hooked, _sgd(hooked), X, y, 32, 0), call_key(patched, _sgd(patched), X, y, 32, 0)]
     assert refused == [None] * len(refused)
