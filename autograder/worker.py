@@ -10,6 +10,7 @@ and decides every autograded test from the recorded evidence
 (``autograder/verify.py``). It writes feedback without hidden tests and
 saves the ``GradingResult``.
 """
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ import nbformat
 
 from ece662 import registry
 from ece662.evaluations import ENV_DIR as EVALUATIONS_ENV_DIR
+from ece662.measurement_requests import ENV_DIR as REQUESTS_ENV_DIR
 from ece662.evidence import ENV_DIR
 
 from .course import ASSIGNMENT, NOTEBOOK, base_config, ensure_tools_on_path, private_exchange
@@ -181,8 +183,10 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
     os.environ[ENV_DIR] = job["evidence_dir"]
     if job.get("evaluations_dir"):  # the kernel reads it (read-only) to skip measurements the grader made
         os.environ[EVALUATIONS_ENV_DIR] = job["evaluations_dir"]
+        os.environ[REQUESTS_ENV_DIR] = str(runtime / "requests")  # where it asks for new ones
     else:
         os.environ.pop(EVALUATIONS_ENV_DIR, None)
+        os.environ.pop(REQUESTS_ENV_DIR, None)
     argv = kernel_argv(scratch, runtime, [Path(p) for p in job["readable"]], job["limits"]["memory_mb"],
                        job["sandbox"])
     write_kernelspec(course.parent / "jupyter", argv)
@@ -193,7 +197,10 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
     report = course.parent / "run-report.json"
     api = NbGraderAPI(config=autograde_config(course, db, runtime, job, report))
     phase = time.monotonic()
-    outcome = api.autograde(ASSIGNMENT, student, force=True, create=True)
+    with measurement_service(runtime, job) as service:
+        outcome = api.autograde(ASSIGNMENT, student, force=True, create=True)
+    if service is not None:
+        result.phases["measured_on_request"] = service.answered
     result.phases["autograde_s"] = round(time.monotonic() - phase, 2)
     graded_nb = scratch / NOTEBOOK
     if not outcome["success"] or not graded_nb.is_file() or not report.is_file():
@@ -215,6 +222,20 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
     html = course / "feedback" / student / ASSIGNMENT / (NOTEBOOK_ID + ".html")
     if feedback["success"] and html.is_file():
         result.feedback = str(html)
+
+
+def measurement_service(runtime: Path, job: dict):
+    """While grading with a shared store: answer the kernel's measurement requests (in ``runtime``, which the
+    sandbox lets it write), so the verifier does not measure the same weights again. Else nothing."""
+    if not job.get("evaluations_dir"):
+        return contextlib.nullcontext()
+    from ece662.evaluations import EvaluationStore
+
+    from .measurement_service import MeasurementService
+    from .verify import TrustedData
+
+    trusted = TrustedData(Path(job["model_dir"]), Path(job["data_root"]), EvaluationStore(job["evaluations_dir"]))
+    return MeasurementService(runtime / "requests", trusted)
 
 
 def trusted_scores(db: Path, student: str, verdicts: dict) -> dict:

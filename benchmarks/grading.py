@@ -67,6 +67,7 @@ def autograde_phases(result, wall_s: float) -> dict:
         "verify_s": verify,  # loading and checking the evidence
         "measurements_made": phases.get("measurements_made", 0),  # by the verifier (ece662/evaluations.py)
         "measurements_reused": phases.get("measurements_reused", 0),  # found in the shared store
+        "measured_on_request": phases.get("measured_on_request", 0),  # by the worker, for the kernel
         "scores_s": autograde - kernel - sum(cells.values()) - verify,  # nbgrader's other steps, score saving
         "feedback_s": feedback,
         # gradebook copy, nbgrader API start, reading scores, the tamper guard's second fingerprint

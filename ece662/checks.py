@@ -86,15 +86,15 @@ class Evaluator:
 
     def __init__(self, test_images, test_labels, train_images, train_labels, store: EvaluationStore | None = None):
         self.test, self.train = (test_images, test_labels), (train_images, train_labels)
-        self._digests = {"accuracy": data_digest(*self.test), "loss": data_digest(*self.train)}
+        self.digests = {"accuracy": data_digest(*self.test), "loss": data_digest(*self.train)}
         self.store = store or EvaluationStore()
 
     def accuracy(self, state: dict) -> float:
-        return self.store.measure(measurement_key("accuracy", self._digests["accuracy"], state),
+        return self.store.measure(measurement_key("accuracy", self.digests["accuracy"], state),
                                   lambda: accuracy(from_canonical(state), *self.test))
 
     def training_loss(self, state: dict) -> float:
-        return self.store.measure(measurement_key("loss", self._digests["loss"], state),
+        return self.store.measure(measurement_key("loss", self.digests["loss"], state),
                                   lambda: mean_loss(from_canonical(state), *self.train))
 
 

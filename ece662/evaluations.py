@@ -135,8 +135,3 @@ def graders_store() -> EvaluationStore | None:
     folder = os.environ.get(ENV_DIR)
     return EvaluationStore(folder) if folder else None
 
-
-def graders_accuracy(state: dict, images, labels) -> float | None:
-    """In a graded kernel: the accuracy the grader already measured for ``state`` on these images, if any."""
-    store = graders_store()
-    return store and store.get(measurement_key("accuracy", data_digest(images, labels), state))
