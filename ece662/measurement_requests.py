@@ -25,7 +25,7 @@ SERVING = "serving"  # in the folder while the service answers
 REFUSED = ".refused"  # suffix of the file that tells a kernel to measure itself
 PREFIX = "request-"
 WAIT_S = 300  # at most this long for one answer (a measurement takes about a second)
-POLL_S = 0.01
+POLL_S = 0.02
 
 
 def request_item(images: str, ident: str) -> Evidence:

@@ -114,6 +114,28 @@ part4_results = {'after_training': test_model(finetuned_model, test_data, mode=m
                  'during_training': test_model(gradual_model, test_data, mode=mode)}
 '''
 
+# Floods the grader's measurement service with junk: files that are not safetensors, links to system files, a
+# FIFO, for images that are and are not the grader's, before measuring anything itself.
+REQUEST_FLOOD = '''
+import os, pathlib
+from ece662 import measurement_requests, evaluations
+
+folder = pathlib.Path(os.environ.get(measurement_requests.ENV_DIR) or "no-requests")
+images = evaluations.data_digest(*test_data)
+for i in range(100):
+    for digest in (images, "0" * 64):
+        try:
+            (folder / f"request-{digest}-junk{i}.safetensors").write_bytes(b"\\0" * 100)
+            os.symlink("/etc/passwd", folder / f"request-{digest}-link{i}.safetensors")
+            os.symlink("/etc/passwd", folder / f"request-{digest}-link{i}.refused")
+        except OSError:
+            pass
+try:
+    os.mkfifo(folder / f"request-{images}-fifo.safetensors")
+except OSError:
+    pass
+'''
+
 # Walks up to the grader's trace() in the kernel and empties its list of completed levels.
 FRAME_WALKER = '''
 import sys
@@ -418,6 +440,8 @@ ATTACKS = [
            "correct pruning, accuracies made up, and the grader's shared store of measurements rewritten to agree"),
     Attack("store_snooping", lambda probe: _notebook(examples.P1_CORRECT, examples.P2_CORRECT, STORE_SNOOPING),
            PART1 | PART2, "Part 4's models loaded from the grader's store, where its reference training is kept"),
+    Attack("request_flood", lambda probe: _after(_notebook(examples.P1_CORRECT), "setup", REQUEST_FLOOD),
+           PART1 | PART2, "hundreds of junk measurement requests, links and a FIFO in the kernel's request folder"),
     Attack("cell_flags", lambda probe: _tamper_cell_flags(_notebook(NOOP_FAKE_RESULTS)), PART2,
            "a test cell's nbgrader flags turned into a solution cell's, a solution cell made a 100-point test"),
     Attack("forged_evidence", lambda probe: _after(_notebook(NOOP_FAKE_RESULTS), "part1_code", FORGED_EVIDENCE),
