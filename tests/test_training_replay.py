@@ -120,6 +120,11 @@ def test_a_replayed_epoch_leaves_exactly_what_training_leaves(data, tmp_path, mo
 
     with pytest.raises(AssertionError, match="computed"):  # a third epoch was never sealed: it trains
         pruning_helper.train_epoch(replayed, replayed_opt, X, y, batch_size=64, seed=2)
+    with pytest.raises(AssertionError, match="computed"):  # inputs it cannot hash: it trains, raising nothing else
+        pruning_helper.train_epoch(replayed, replayed_opt, X, y, batch_size=np.int64(64), seed=0)
+    half = _pruned_model().bfloat16()  # numpy has no bfloat16: the key cannot be computed
+    with pytest.raises(AssertionError, match="computed"):
+        pruning_helper.train_epoch(half, _sgd(half), X, y, batch_size=64, seed=0)
     monkeypatch.delenv(evaluations.ENV_DIR)
     with pytest.raises(AssertionError, match="computed"):  # outside grading nothing is looked up
         pruning_helper.train_epoch(_pruned_model(), _sgd(_pruned_model()), X, y, batch_size=64, seed=0)
