@@ -12,7 +12,8 @@ shared by the workers and by reruns. While grading, the kernel gets that folder
 read-only (``$ECE662_EVALUATIONS_DIR``) and ``test_model`` reads its answer
 there when the grader has measured exactly these weights on exactly these
 images: the value the kernel would have computed, without the minutes of
-forward passes. No grade depends on that: the verifier still measures every
+forward passes (weights nobody measured yet it asks the grader to measure:
+``ece662/measurement_requests.py``). No grade depends on that: the verifier still measures every
 recorded model itself (through this store, filled only by trusted code) and
 compares. Outside grading the variable is unset and nothing is looked up.
 
