@@ -34,9 +34,12 @@ def _prune_globally_to(model, level: float) -> None:
 
 
 def _canonical(model) -> dict:
-    from ece662.pruning_helper import effective_state_dict
+    """The model's canonical weights as the verifier reads them from evidence (float32 torch tensors)."""
+    import torch
 
-    return {k: v.float() for k, v in effective_state_dict(model).items()}
+    from ece662.pruning_helper import canonical_weights
+
+    return {k: torch.from_numpy(v) for k, v in canonical_weights(model).items()}
 
 
 def reference_models(model_file: Path) -> tuple[list[dict], object]:
@@ -66,12 +69,12 @@ def _train_sealed(model, X, y, store, prune_to: float | None = None) -> None:
     ``prune_to``, global pruning in equal steps at the end of each epoch but the last (gradual pruning)."""
     import torch
 
-    from ece662.pruning_helper import train_epoch
+    from ece662.pruning_helper import TRAIN_BATCH_SIZE, train_epoch
     from ece662.training_replay import call_key, outcome, replay
 
     optimizer = torch.optim.SGD(model.parameters(), lr=PART4_LR, momentum=PART4_MOMENTUM)
     for epoch in range(PART4_EPOCHS):
-        key = call_key(model, optimizer, X, y, 128, epoch)
+        key = call_key(model, optimizer, X, y, TRAIN_BATCH_SIZE, epoch)
         content = store.get_sealed(key)
         if content is None or replay(model, optimizer, content) is None:
             loss = train_epoch(model, optimizer, X, y, seed=epoch)

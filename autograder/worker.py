@@ -181,9 +181,10 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
 
     os.environ["OMP_NUM_THREADS"] = str(job["threads"])
     os.environ[ENV_DIR] = job["evidence_dir"]
-    if job.get("evaluations_dir"):  # the kernel reads it (read-only) to skip measurements the grader made
+    requests = runtime / "requests" if job.get("evaluations_dir") else None  # where the kernel asks to measure
+    if requests:  # the kernel reads the store (read-only) to skip measurements the grader made
         os.environ[EVALUATIONS_ENV_DIR] = job["evaluations_dir"]
-        os.environ[REQUESTS_ENV_DIR] = str(runtime / "requests")  # where it asks for new ones
+        os.environ[REQUESTS_ENV_DIR] = str(requests)
     else:
         os.environ.pop(EVALUATIONS_ENV_DIR, None)
         os.environ.pop(REQUESTS_ENV_DIR, None)
@@ -197,7 +198,7 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
     report = course.parent / "run-report.json"
     api = NbGraderAPI(config=autograde_config(course, db, runtime, job, report))
     phase = time.monotonic()
-    with measurement_service(runtime, job) as service:
+    with measurement_service(requests, job) as service:
         outcome = api.autograde(ASSIGNMENT, student, force=True, create=True)
     if service is not None:
         result.phases["measured_on_request"] = service.answered
@@ -224,10 +225,11 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
         result.feedback = str(html)
 
 
-def measurement_service(runtime: Path, job: dict):
-    """While grading with a shared store: answer the kernel's measurement requests (in ``runtime``, which the
-    sandbox lets it write), so the verifier does not measure the same weights again. Else nothing."""
-    if not job.get("evaluations_dir"):
+def measurement_service(requests: Path | None, job: dict):
+    """While grading with a shared store: answer the kernel's measurement requests in ``requests`` (in its
+    runtime folder, which the sandbox lets it write), so the verifier does not measure the same weights again.
+    Without a store (``requests`` None): nothing."""
+    if requests is None:
         return contextlib.nullcontext()
     from ece662.evaluations import EvaluationStore
 
@@ -235,7 +237,7 @@ def measurement_service(runtime: Path, job: dict):
     from .verify import TrustedData
 
     trusted = TrustedData(Path(job["model_dir"]), Path(job["data_root"]), EvaluationStore(job["evaluations_dir"]))
-    return MeasurementService(runtime / "requests", trusted)
+    return MeasurementService(requests, trusted)
 
 
 def trusted_scores(db: Path, student: str, verdicts: dict) -> dict:

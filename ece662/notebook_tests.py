@@ -29,9 +29,9 @@ def canonical_state(model) -> dict:
     """The weights a model computes with, as float32 numpy arrays in the canonical (torch SmallCNN) layout."""
     torch = sys.modules.get("torch")  # loaded by a torch-mode notebook; a TF-mode kernel never imports it
     if torch is not None and isinstance(model, torch.nn.Module):
-        from .pruning_helper import effective_state_dict
+        from .pruning_helper import canonical_weights
 
-        return {k: v.detach().cpu().float().numpy() for k, v in effective_state_dict(model).items()}
+        return canonical_weights(model)
     if type(model).__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow"):
         from .keras_model import canonical_state as keras_canonical
 

@@ -37,6 +37,7 @@ from .model import ARCHITECTURE, SmallCNN, build_model
 
 CHECKPOINT_FORMAT = "ece662-checkpoint"
 EVAL_BATCH_SIZE = 256
+TRAIN_BATCH_SIZE = 128
 
 
 class ModelFileError(ValueError):
@@ -387,7 +388,7 @@ def _graders_accuracy(model, X, y) -> float | None:
     store = evaluations.graders_store()
     if store is None or type(model) is not SmallCNN or not (isinstance(X, np.ndarray) and isinstance(y, np.ndarray)):
         return None
-    state = {k: v.float().numpy() for k, v in effective_state_dict(model).items()}
+    state = canonical_weights(model)
     images = evaluations.data_digest(X, y)
     key = evaluations.measurement_key("accuracy", images, state)
     value = store.get(key)
@@ -425,6 +426,12 @@ def effective_weight(layer: nn.Module) -> torch.Tensor:
 def effective_state_dict(model: nn.Module) -> dict:
     """A plain state_dict (``weight``, not ``weight_orig``/``weight_mask``) of what the model computes with."""
     return {key: value.detach().clone() for key, value in fold_pruning(model.state_dict()).items()}
+
+
+def canonical_weights(model: nn.Module) -> dict[str, np.ndarray]:
+    """The weights ``model`` computes with, as float32 numpy arrays: what grading records, hashes and measures
+    (the evidence, the store's keys, the premeasurement), so all three agree to the bit."""
+    return {k: v.cpu().float().numpy() for k, v in effective_state_dict(model).items()}
 
 
 @_keras_dispatch
@@ -512,7 +519,7 @@ def clone_model(model: nn.Module) -> nn.Module:
 
 
 @_keras_dispatch
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, X, y, batch_size: int = 128, seed=0,
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, X, y, batch_size: int = TRAIN_BATCH_SIZE, seed=0,
                 scheduler=None, progress: str | None = None) -> float:
     """One epoch of training on uint8 NHWC images ``X`` (as get_CINIC10_data returns); returns the mean loss.
 

@@ -58,14 +58,14 @@ def test_key_changes_with_kind_images_labels_and_any_weight(data):
 
 def test_the_kernels_key_is_the_verifiers_key(pruned, data, tmp_path):
     """A pruned model as the kernel sees it (masks on) and as the verifier reads it back from its evidence file."""
-    from ece662.pruning_helper import effective_state_dict
+    from ece662.pruning_helper import canonical_weights
 
     item = registry.PART1_MODEL
     evidence.write_model(tmp_path, item, notebook_tests.canonical_state(pruned), "torch")
     shapes = {k: v.shape for k, v in notebook_tests.canonical_state(pruned).items()}
     recorded, _ = evidence.read_model(tmp_path, item, shapes)
     images = data_digest(data["X_test"], data["y_test"])
-    kernel = {k: v.float().numpy() for k, v in effective_state_dict(pruned).items()}  # what test_model hashes
+    kernel = canonical_weights(pruned)  # what test_model hashes
     assert measurement_key("accuracy", images, kernel) == measurement_key(
         "accuracy", images, {k: torch.from_numpy(v) for k, v in recorded.items()})
 
