@@ -2,7 +2,7 @@
 import argparse
 import sys
 
-from .course import generate_release
+from .course import release
 from .export import export
 from .formgrade import serve
 from .pipeline import Limits, grade
@@ -12,7 +12,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description="ECE 662 instructor tools",
                                      epilog="Gradescope bundle: python -m autograder.gradescope build")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("release", help="regenerate release/ from assignment/ (nbgrader generate_assignment)")
+    sub.add_parser("release", help="write the registry's points and Part 4 settings into assignment/, then "
+                                  "regenerate release/ from it (nbgrader generate_assignment)")
     g = sub.add_parser("grade", help="autograde a folder of notebooks (<student_id>.ipynb) or an LMS zip")
     g.add_argument("submissions", help="folder or .zip (a Canvas bulk download is recognised by its file names)")
     g.add_argument("--out", default="grading", help="output folder (default: %(default)s)")
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "release":
-            print(f"wrote {generate_release()}")
+            print(f"wrote {release()}")
         elif args.command == "grade":
             results = grade(args.submissions, args.out, args.workers,
                             Limits(args.cell_timeout, args.notebook_timeout, args.memory_mb),

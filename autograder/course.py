@@ -39,22 +39,23 @@ def base_config(root=REPO, db_path=None) -> Config:
         c.CourseDirectory.db_url = f"sqlite:///{db_path}"
     c.ClearSolutions.code_stub = {"python": CODE_STUB}
     c.Autograde.autograde_preprocessors = autograde_preprocessors()
-    c.HTMLExporter.sanitize_html = True  # students' HTML and scripts are shown as text in feedback and formgrader
     return c
 
 
 def autograde_preprocessors() -> list:
-    """nbgrader's autograde steps with execution limited (LimitedExecute) and the verifier's verdicts applied
-    before scores are saved (ApplyVerdicts): plain `nbgrader autograde` in this folder grades the same way."""
+    """nbgrader's autograde steps with execution limited (LimitedExecute), the verifier's verdicts applied
+    before scores are saved (ApplyVerdicts) and the graded notebook made inert (SanitizeNotebook): plain
+    `nbgrader autograde` in this folder grades the same way."""
     from nbgrader.converters import Autograde
 
     from .execute import LimitedExecute
+    from .sanitize import SanitizeNotebook
     from .verify import ApplyVerdicts
 
     steps = []
     for step in Autograde.class_traits()["autograde_preprocessors"].default():
         steps += [LimitedExecute, ApplyVerdicts] if step.__name__ == "Execute" else [step]
-    return steps
+    return steps + [SanitizeNotebook]  # last: nbgrader scores unanswered questions on the cells as handed in
 
 
 def private_exchange(c: Config, course: Path) -> None:
@@ -73,16 +74,76 @@ def graded_cells(notebook: Path) -> dict[str, float]:
             for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
 
 
-def check_against_registry(notebook: Path) -> None:
-    """Refuse a source notebook whose graded cells (ids, points) differ from ``ece662/registry.py``."""
+def points_table() -> str:
+    """The notebook's "How this notebook is graded" heading and table, from ``ece662/registry.py``."""
     from ece662 import registry
 
-    found, wanted = graded_cells(notebook), registry.points()
-    if found != wanted:
-        diff = sorted(f"{gid}: notebook {found.get(gid)} vs registry {wanted.get(gid)}"
-                      for gid in found.keys() | wanted.keys() if found.get(gid) != wanted.get(gid))
-        raise RuntimeError(f"{notebook} disagrees with ece662/registry.py on its graded cells ({'; '.join(diff)}): "
-                           "give the notebook's cells the registry's grade ids and points, or change the registry.")
+    rows = []
+    for part, points in registry.parts().items():
+        tests = [t for t in registry.TESTS if t.part == part]
+        if tests:
+            label, what = f"Part {part.removeprefix('part')}", f"{registry.PART_TASKS[part]} ({len(tests)} automatic tests)"
+            rows.append(f"| {label} | {what} | {points:g} |")
+        else:
+            label, _, what = next(q for q in registry.QUESTIONS if q.part == part).title.partition(": ")
+            rows.append(f"| {label} | {what} | {points:g} (by hand) |")
+    return "\n".join([f"### How this notebook is graded ({registry.total():g} points)", "",
+                      "| part | what | points |", "| --- | --- | --- |", *rows])
+
+
+def part4_settings_cell() -> str:
+    """The notebook's ``part4_settings`` cell: Part 4's recipe as ``ece662/registry.py`` states it."""
+    from ece662.registry import PART4
+
+    return "\n".join([
+        f"part4_images = {PART4.images}   # training images (the first n are class-balanced; fewer if the data has fewer)",
+        f"part4_epochs = {PART4.epochs}      # epochs of each run",
+        f"part4_target = {PART4.target}   # global sparsity of both Part 4 models (all Conv2d + Linear weights)",
+        f"part4_lr, part4_momentum = {PART4.lr}, {PART4.momentum}   # each run: one SGD(lr=part4_lr, momentum=part4_momentum)",
+        "X_part4, y_part4 = data['X_train'][:part4_images], data['y_train'][:part4_images]"])
+
+
+TABLE_START, TABLE_END = "### How this notebook is graded", "\n\n"
+
+
+def sync_with_registry(notebook: Path, write: bool = True) -> bool:
+    """Write into the source notebook what ``ece662/registry.py`` decides: each graded cell's points, the points
+    table of the first cell and Part 4's settings cell. Refuses a notebook whose graded cells are not the
+    registry's. Returns whether the file differed (``write=False``: only whether it would change)."""
+    import nbformat
+
+    from ece662 import registry
+
+    nb = nbformat.read(notebook, as_version=4)
+    found = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    wanted = registry.points()
+    if sorted(found) != sorted(wanted):
+        raise RuntimeError(
+            f"{notebook} and ece662/registry.py name different graded cells (only in the notebook: "
+            f"{sorted(set(found) - set(wanted))}; only in the registry: {sorted(set(wanted) - set(found))}): give "
+            "each registry entry one graded cell with its grade id, and each graded cell a registry entry.")
+    before = nbformat.writes(nb)
+    for c in nb.cells:
+        meta = c.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade"):
+            meta["points"] = wanted[meta["grade_id"]]
+        if c.get("id") == "part4_settings":
+            c.source = part4_settings_cell()
+    intro = nb.cells[0]
+    start = intro.source.index(TABLE_START)
+    end = intro.source.find(TABLE_END, intro.source.index("| --- |", start))
+    intro.source = intro.source[:start] + points_table() + (intro.source[end:] if end >= 0 else "")
+    after = nbformat.writes(nb)
+    if write and after != before:
+        notebook.write_text(after)
+    return after != before
+
+
+def release() -> Path:
+    """``make release``: write the registry's points and settings into the source notebook, then regenerate
+    ``release/`` from it."""
+    sync_with_registry(REPO / SOURCE_DIR / ASSIGNMENT / NOTEBOOK)
+    return generate_release()
 
 
 def generate_release(release_root: Path = REPO, gradebook: Path | None = None) -> Path:
@@ -95,7 +156,10 @@ def generate_release(release_root: Path = REPO, gradebook: Path | None = None) -
     from nbgrader.apps import NbGraderAPI
 
     ensure_tools_on_path()
-    check_against_registry(REPO / SOURCE_DIR / ASSIGNMENT / NOTEBOOK)
+    source = REPO / SOURCE_DIR / ASSIGNMENT / NOTEBOOK
+    if sync_with_registry(source, write=False):
+        raise RuntimeError(f"{source} is out of date with ece662/registry.py (points, points table or Part 4's "
+                           "settings): run `make release`, which writes them into it, and commit both")
     release_root = Path(release_root)
     with tempfile.TemporaryDirectory(prefix="ece662-release-") as tmp:
         course = Path(tmp)

@@ -5,15 +5,35 @@ that each loses exactly the points of its bug. Each example fills the
 student cells (between the START/END markers) with its own code, and some
 also change the notebook around them.
 """
+import inspect
 import json
+import re
+import textwrap
 from pathlib import Path
 
 import nbformat
 
+from . import reference
 from .course import ASSIGNMENT, NOTEBOOK, REPO, RELEASE_DIR
 
 START = "# *****START OF YOUR CODE (DO NOT DELETE/MODIFY THIS LINE)*****"
 END = "# *****END OF YOUR CODE (DO NOT DELETE/MODIFY THIS LINE)*****"
+KERAS_NAMES = re.compile(r"\bkeras_(prune_unstructured_to|prune_filters|finetune|train_with_gradual_pruning)\b")
+
+
+def source(function) -> str:
+    """The reference solution's code of ``function`` as a student's cell would hold it (Keras names without
+    their ``keras_`` prefix)."""
+    return "\n" + KERAS_NAMES.sub(r"\1", textwrap.dedent(inspect.getsource(function)))
+
+
+def _replace(text: str, old: str, new: str) -> str:
+    """``text`` with ``old`` replaced, which must be there (a mutant that silently equals the original tests
+    nothing)."""
+    if old not in text:
+        raise ValueError(f"{old!r} is not in the code it should change")
+    return text.replace(old, new)
+
 
 # The Part 1 sweep as the notebook asks for it, after each example's prune_unstructured_to.
 P1_SWEEP = '''
@@ -22,14 +42,29 @@ for level in sparsity_levels:
     prune_unstructured_to(model, level)
     unstructured_results[level] = test_model(model, test_data, mode=mode)
 '''
+P2_SWEEP = '''
+structured_results = {}
+for level in structured_levels:
+    fresh = load_model(path, mode=mode)
+    prune_filters(fresh, level)
+    structured_results[level] = test_model(fresh, test_data, mode=mode)
+'''
+# Part 4 with the reference functions' signatures, from the notebook's settings and its one-shot model.
+P4_CALLS = '''
+finetuned_model = clone_model(one_shot_model)
+finetune(finetuned_model, part4_epochs, X_part4, y_part4, part4_lr, part4_momentum)
+gradual_model = load_model(path, mode=mode)
+train_with_gradual_pruning(gradual_model, part4_epochs, part4_target, X_part4, y_part4, part4_lr, part4_momentum)
+part4_results = {'after_training': test_model(finetuned_model, test_data, mode=mode),
+                 'during_training': test_model(gradual_model, test_data, mode=mode)}
+'''
 
-P1_CORRECT = '''
-def prune_unstructured_to(model, target):
-    params = [(layer, 'weight') for _, layer in prunable_layers(model)]
-    current = global_sparsity(model)
-    prune.global_unstructured(params, pruning_method=prune.L1Unstructured,
-                              amount=max(0.0, (target - current) / (1 - current)))
-''' + P1_SWEEP
+P1_CORRECT = source(reference.prune_unstructured_to) + P1_SWEEP
+P2_CORRECT = source(reference.prune_filters) + P2_SWEEP
+P4_CORRECT = source(reference.finetune) + source(reference.train_with_gradual_pruning) + P4_CALLS
+TF_P1_CORRECT = source(reference.keras_prune_unstructured_to) + P1_SWEEP
+TF_P2_CORRECT = source(reference.keras_prune_filters) + P2_SWEEP
+TF_P4_CORRECT = source(reference.keras_finetune) + source(reference.keras_train_with_gradual_pruning) + P4_CALLS
 
 # Correct but different: masks by hand with kthvalue over all weights, written into the weights directly.
 P1_KTHVALUE = '''
@@ -62,12 +97,10 @@ def prune_unstructured_to(model, target):
 ''' + P1_SWEEP
 
 # The classic mistake: 0.1 of the *remaining* weights at every step (ends near 57%).
-P1_INCREMENTAL = P1_CORRECT.replace(
-    "amount=max(0.0, (target - current) / (1 - current)))", "amount=0.1)")
+P1_INCREMENTAL = _replace(P1_CORRECT, "amount=amount)", "amount=0.1)")
 
 # Cumulative target passed as amount: the steps compound.
-P1_TARGET_AS_AMOUNT = P1_CORRECT.replace(
-    "amount=max(0.0, (target - current) / (1 - current)))", "amount=target)")
+P1_TARGET_AS_AMOUNT = _replace(P1_CORRECT, "amount=amount)", "amount=target)")
 
 # Per-layer pruning where global was asked.
 P1_PER_LAYER = '''
@@ -78,69 +111,31 @@ def prune_unstructured_to(model, target):
         prune.l1_unstructured(layer, 'weight', amount=max(0.0, (target - current) / (1 - current)))
 ''' + P1_SWEEP
 
-P2_CORRECT = '''
-def prune_filters(model, level):
-    for _, layer in prunable_layers(model):
-        if isinstance(layer, nn.Conv2d):
-            prune.ln_structured(layer, name='weight', amount=level, n=2, dim=0)
-
-structured_results = {}
-for level in structured_levels:
-    fresh = load_model(path, mode=mode)
-    prune_filters(fresh, level)
-    structured_results[level] = test_model(fresh, test_data, mode=mode)
-'''
-
-# Correct but different: filter norms and zeroing by hand.
+# Correct but different: filter norms and zeroing by hand, weights and bias.
 P2_MANUAL = '''
 def prune_filters(model, level):
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.Conv2d):
                 norms = module.weight.flatten(1).norm(dim=1)
-                k = round(level * len(norms))
-                module.weight[norms.argsort()[:k]] = 0.0
-
-structured_results = {}
-for level in structured_levels:
-    m = load_model(path, mode=mode)
-    prune_filters(m, level)
-    structured_results[level] = test_model(m, test_data, mode=mode)
-'''
+                pruned = norms.argsort()[:round(level * len(norms))]
+                module.weight[pruned] = 0.0
+                module.bias[pruned] = 0.0
+''' + P2_SWEEP
 
 # Wrong: also prunes the Linear layers' output rows.
-P2_LINEAR_TOO = P2_CORRECT.replace("        if isinstance(layer, nn.Conv2d):\n    ",
-                                   "        if isinstance(layer, (nn.Conv2d, nn.Linear)):\n    ")
+P2_LINEAR_TOO = _replace(P2_CORRECT, "isinstance(layer, nn.Conv2d)", "isinstance(layer, (nn.Conv2d, nn.Linear))")
 
 # Wrong: "structured" done with unstructured pruning.
-P2_UNSTRUCTURED = P2_CORRECT.replace(
-    "prune.ln_structured(layer, name='weight', amount=level, n=2, dim=0)",
-    "prune.l1_unstructured(layer, name='weight', amount=level)")
+P2_UNSTRUCTURED = _replace(P2_CORRECT, "prune.ln_structured(layer, name=\"weight\", amount=level, n=2, dim=0)",
+                           "prune.l1_unstructured(layer, name=\"weight\", amount=level)")
 
-P4_CORRECT = '''
-def finetune(model, epochs):
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    for epoch in range(epochs):
-        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)
-
-def train_with_gradual_pruning(model, epochs, target):
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    for epoch in range(epochs):
-        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)
-        if epoch < epochs - 1:
-            prune_unstructured_to(model, target * (epoch + 1) / (epochs - 1))
-
-finetuned_model = clone_model(model)
-finetune(finetuned_model, part4_epochs)
-gradual_model = load_model(path, mode=mode)
-train_with_gradual_pruning(gradual_model, part4_epochs, 0.8)
-part4_results = {'after_training': test_model(finetuned_model, test_data, mode=mode),
-                 'during_training': test_model(gradual_model, test_data, mode=mode)}
-'''
+# Wrong: the zeroed filters keep their bias (last year's notebook asked for exactly that).
+P2_BIAS_KEPT = _replace(P2_CORRECT, "prune.custom_from_mask(layer, name=\"bias\"", "(lambda *a, **k: None)(layer, name=\"bias\"")
 
 # Correct, for a Part 1 that zeroes weights without masks (by hand, or prune.remove): the gradual run prunes with
-# masks, or its last epoch would grow the pruned weights back.
-P4_OWN_MASKS = P4_CORRECT.replace("            prune_unstructured_to(model, target * (epoch + 1) / (epochs - 1))", """\
+# masks, or its next epoch would grow the pruned weights back.
+P4_OWN_MASKS = _replace(P4_CORRECT, "            prune_unstructured_to(model, target * (epoch + 1) / (epochs - 1))", """\
             layers = [(layer, 'weight') for _, layer in prunable_layers(model)]
             current = global_sparsity(model)
             goal = target * (epoch + 1) / (epochs - 1)
@@ -148,35 +143,18 @@ P4_OWN_MASKS = P4_CORRECT.replace("            prune_unstructured_to(model, targ
                                       amount=max(0.0, (goal - current) / (1 - current)))""")
 
 # Wrong: the masks are removed before fine-tuning, so pruned weights grow back.
-P4_MASKS_DROPPED = P4_CORRECT.replace("finetuned_model = clone_model(model)\n", '''finetuned_model = clone_model(model)
+P4_MASKS_DROPPED = _replace(P4_CORRECT, "finetuned_model = clone_model(one_shot_model)\n", '''finetuned_model = clone_model(one_shot_model)
 for _, layer in prunable_layers(finetuned_model):
     prune.remove(layer, 'weight')
 ''')
 
 # Wrong: "gradual" pruning without any training.
-P4_GRADUAL_UNTRAINED = P4_CORRECT.replace(
-    "        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)\n        if epoch",
-    "        if epoch")
-
-# TensorFlow mode (the `mode` cell set to 'tensorflow'): Keras has no global pruning, so one threshold over all
-# kernels and set_weights; a Keras conv filter is the LAST axis of its (h, w, in, out) kernel.
-TF_P1_CORRECT = '''
-def prune_unstructured_to(model, target):
-    layers = [layer for _, layer in prunable_layers(model)]
-    flat = np.concatenate([np.abs(layer.get_weights()[0]).ravel() for layer in layers])
-    count = int(round(target * flat.size))
-    if count == 0:
-        return
-    threshold = np.partition(flat, count - 1)[count - 1]
-    for layer in layers:
-        weights = layer.get_weights()
-        weights[0] = np.where(np.abs(weights[0]) <= threshold, 0.0, weights[0])
-        layer.set_weights(weights)
-''' + P1_SWEEP
+P4_GRADUAL_UNTRAINED = _replace(P4_CORRECT, "        train_epoch(model, optimizer, X, y, seed=epoch)\n        if epoch",
+                                "        if epoch")
 
 # The classic mistake in Keras: 10% of the weights still unpruned at every step.
-TF_P1_INCREMENTAL = TF_P1_CORRECT.replace(
-    "count = int(round(target * flat.size))", "count = int((flat == 0).sum() + round(0.1 * (flat != 0).sum()))")
+TF_P1_INCREMENTAL = _replace(TF_P1_CORRECT, "count = int(round(target * flat.size))",
+                             "count = int((flat == 0).sum() + round(0.1 * (flat != 0).sum()))")
 
 TF_P1_PER_LAYER = '''
 def prune_unstructured_to(model, target):
@@ -190,29 +168,10 @@ def prune_unstructured_to(model, target):
             layer.set_weights(weights)
 ''' + P1_SWEEP
 
-TF_P2_CORRECT = '''
-def prune_filters(model, level):
-    for _, layer in prunable_layers(model):
-        if isinstance(layer, keras.layers.Conv2D):
-            weights = layer.get_weights()
-            norms = np.sqrt((weights[0] ** 2).sum(axis=(0, 1, 2)))
-            weights[0][..., np.argsort(norms)[:round(level * len(norms))]] = 0.0
-            layer.set_weights(weights)
-
-structured_results = {}
-for level in structured_levels:
-    fresh = load_model(path, mode=mode)
-    prune_filters(fresh, level)
-    structured_results[level] = test_model(fresh, test_data, mode=mode)
-'''
-
 # Wrong: the Dense layers' units are pruned too.
-TF_P2_DENSE_TOO = TF_P2_CORRECT.replace(
-    "isinstance(layer, keras.layers.Conv2D)", "isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))").replace(
-    "axis=(0, 1, 2)", "axis=tuple(range(weights[0].ndim - 1))")
-
-TF_P4_CORRECT = P4_CORRECT.replace(
-    "torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)", "keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)")
+TF_P2_DENSE_TOO = _replace(_replace(TF_P2_CORRECT, "isinstance(layer, keras.layers.Conv2D)",
+                                    "isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))"),
+                           "axis=(0, 1, 2)", "axis=tuple(range(kernel.ndim - 1))")
 
 # Tampering: fake evaluation and patched libraries.
 P1_FAKE_TEST_MODEL = P1_CORRECT + '''
@@ -352,6 +311,7 @@ EXAMPLES = {
     "wrong_per_layer": lambda: fill(release_notebook(), P1_PER_LAYER, P2_CORRECT),
     "wrong_structured_hits_linear": lambda: fill(release_notebook(), P1_CORRECT, P2_LINEAR_TOO),
     "wrong_structured_is_unstructured": lambda: fill(release_notebook(), P1_CORRECT, P2_UNSTRUCTURED),
+    "wrong_filter_bias_kept": lambda: fill(release_notebook(), P1_CORRECT, P2_BIAS_KEPT),
     "wrong_finetune_drops_masks": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_MASKS_DROPPED),
     "wrong_gradual_untrained": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_GRADUAL_UNTRAINED),
     "tf_correct": lambda: _answer(fill(tensorflow(release_notebook()), TF_P1_CORRECT, TF_P2_CORRECT, TF_P4_CORRECT)),

@@ -27,7 +27,7 @@ from jupyter_core.utils import run_sync
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Enum, Integer
+from traitlets import Enum, Integer, Unicode
 
 from ece662 import registry
 
@@ -48,6 +48,9 @@ class LimitedExecute(Execute):
         config=True)
     max_output_bytes = Integer(2 * 2**20, help="Output kept per cell; the rest is dropped (an output flood must "
                                                "not fill the grader's memory or the feedback)").tag(config=True)
+    kernel_cwd = Unicode("", help="The kernel's working folder (default: the notebook's folder). The grader gives "
+                                  "it a scratch folder, so that nothing the kernel writes lands where nbgrader "
+                                  "saves scores and feedback").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._deadline = time.monotonic() + self.notebook_timeout
@@ -57,7 +60,13 @@ class LimitedExecute(Execute):
         self._timing = resources.setdefault("ece662_timing", {"cells_s": {}})
         self._started = time.monotonic()
         self._output_bytes = {}
-        return super().preprocess(nb, resources, km)
+        metadata = resources.setdefault("metadata", {})
+        notebook_folder = metadata.get("path")
+        metadata["path"] = self.kernel_cwd or notebook_folder  # where nbclient starts the kernel
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            metadata["path"] = notebook_folder
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})

@@ -24,6 +24,7 @@ from .course import NOTEBOOK
 from .feedback import FEEDBACK_PREPROCESSORS
 from .gradesheet import PENDING, StudentGrade
 from .results import STATUS_GRADED
+from .sanitize import sanitize
 
 _FORMGRADER = os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader")
 
@@ -124,8 +125,11 @@ def exporter() -> HTMLExporter:
 
 
 def feedback_html(grade: StudentGrade, notebook_path, html: HTMLExporter) -> str:
-    """The feedback page of ``grade``: its graded notebook when there is one, else just its grade and status."""
+    """The feedback page of ``grade``: its graded notebook when there is one, else just its grade and status.
+    The page runs no script: its Content-Security-Policy forbids them, and the notebook is made inert again
+    (``autograder/sanitize.py``) however it was graded."""
     nb = nbformat.read(notebook_path, as_version=4) if notebook_path else nbformat.v4.new_notebook()
+    sanitize(nb)
     points = registry.points()
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader")
@@ -141,4 +145,17 @@ def feedback_html(grade: StudentGrade, notebook_path, html: HTMLExporter) -> str
              "total": _points(grade.total(), registry.total()),
              "status": "" if grade.status == STATUS_GRADED else grade.status, "detail": grade.detail}
     body, _ = html.from_notebook_node(nb, resources={"nbgrader": {"notebook": Path(NOTEBOOK).stem}, "final": final})
-    return body
+    return with_policy(body)
+
+
+NO_SCRIPTS = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+              "form-action 'none'; base-uri 'none'")
+
+
+def with_policy(page: str) -> str:
+    """``page`` with a Content-Security-Policy that forbids every script, first thing in its head."""
+    meta = f'<meta http-equiv="Content-Security-Policy" content="{NO_SCRIPTS}">'
+    head = page.find("<head>")
+    if head < 0:
+        raise ValueError("the feedback page has no <head>")
+    return page[:head + len("<head>")] + meta + page[head + len("<head>"):]

@@ -29,8 +29,7 @@ from .gradescope import SETTINGS_FILE, Settings
 from .gradescope_setup import CHECKSUMS
 
 ENTRY_MODULES = ("autograder.gradescope", "autograder.gradescope_setup", "autograder.worker")
-NEVER_SHIPPED = {"autograder/examples.py", "autograder/demo.py",  # example submissions hold solutions
-                 "autograder/premeasure.py"}  # so do the reference models a whole course is measured against
+NEVER_SHIPPED = {"autograder/examples.py", "autograder/demo.py"}  # example submissions hold solutions
 NOT_FOR_GRADING = {"torch", "torchvision", "jupyter"}  # torch: installed apart; the others: not used to grade
 GRADING_EXTRAS = ["ipykernel", "safetensors"]  # the kernel and the evidence files
 DATA_FOLDER = "ece662/datasets/cinic-10"

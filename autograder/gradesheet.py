@@ -16,6 +16,7 @@ from ece662 import registry
 
 from .collect import Collection
 from .results import STATUS_MISSING, GradingResult
+from .sanitize import csv_cell
 
 PENDING = "pending"
 STATUS_UNMATCHED = "unmatched"
@@ -118,11 +119,11 @@ def write_grades_csv(grades: list, path: Path) -> list[str]:
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
-        for g in grades:
+        for g in grades:  # ids, names, file names and details come from students: never formulas
             by_part = g.part_scores()
             points = [_points(by_part[p]) if by_part else "" for p in parts]
             totals = [f"{g.autograded():g}", _points(g.total())] if g.scores else ["", ""]
-            writer.writerow([g.student, g.name, g.status, "late" if g.late else ""] + points + totals +
-                            [g.file, g.detail[:300]])
+            writer.writerow(map(csv_cell, [g.student, g.name, g.status, "late" if g.late else ""] + points +
+                                totals + [g.file, g.detail[:300]]))
     os.replace(tmp, path)
     return header

@@ -83,12 +83,13 @@ def trusted_paths() -> dict:
 
 
 def run_worker(student: str, submission: Path, out: Path, template_db: Path, readable, limits: Limits,
-               sandbox: str, threads: int, measurements: Path | None = None, spares: SpareWorkers | None = None,
+               sandbox: str, threads: int, store: Path | None = None, spares: SpareWorkers | None = None,
                kernel_slots: threading.Semaphore | None = None) -> GradingResult:
     """Grade one submission in an ``autograder.worker`` process (a waiting spare if there is one) under a hard
     wall-clock limit.
 
-    ``sandbox``: how the kernel is contained, "bubblewrap" or "none"; ``measurements``: the shared store;
+    ``sandbox``: how the kernel is contained, "bubblewrap" or "none"; ``store``: the folder of measurements
+    and recipe runs the workers share (``autograder/measurements.py``);
     ``kernel_slots``: held from the start until this student's kernel is gone (single-threaded kernels) or
     verified (multi-threaded ones, whose thread teams stall when the verifier's threads compete for the
     cores), so the next notebook runs while this one is verified and its feedback written."""
@@ -97,8 +98,7 @@ def run_worker(student: str, submission: Path, out: Path, template_db: Path, rea
     release_on = KERNEL_GONE if threads == 1 else VERIFIED
     job = {"student": student, "submission": str(submission.resolve()), "workdir": str(work),
            "template_db": str(template_db), "sandbox": sandbox,
-           "readable": [str(p) for p in [*readable, *filter(None, [measurements])]],
-           "evaluations_dir": str(measurements or ""),
+           "readable": [str(p) for p in readable], "store_dir": str(store or ""),
            "guarded": [str(p) for p in guarded_paths()], **trusted_paths(),
            "limits": asdict(limits), "result": str(result_file), "threads": threads, "log": str(log),
            "progress": str(progress)}

@@ -16,9 +16,9 @@ SQLite never sees two writers; the per-student gradebooks are merged into
 without clashes). ``workers`` notebooks run at once, each with its share of
 the cores; a finished notebook's verification and feedback overlap the next
 notebook, whose worker was started ahead (``autograder/spare_workers.py``).
-In the sandbox, measurements of models are shared by all workers and kernels
-(``ece662/evaluations.py``), starting with the reference models every
-correct notebook evaluates (``autograder/premeasure.py``). A rerun skips
+In the sandbox, the verifiers share what they measure and the Part 4 recipe
+runs they make (``autograder/measurements.py``): each distinct set of
+weights is measured, and each distinct start trained, once per course. A rerun skips
 students whose submission, source notebook and limits are unchanged, and
 rebuilds ``gradebook.db`` and ``grades.csv`` from all results, so regrading one
 student leaves the others as they were; manual scores and comments are kept
@@ -35,19 +35,18 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ece662.evaluations import store_folder
-
 from .aggregate import finish, print_summary
 from .collect import collect
 from .course import REPO
-from .jobs import Limits, prepare_template, readable_paths, run_worker, source_notebook, trusted_paths
+from .jobs import Limits, prepare_template, readable_paths, run_worker, source_notebook
+from .measurements import store_folder
 from .results import GradingResult
 from .roster import read_roster
 from .sandbox import sandbox_unavailable_reason
 from .spare_workers import SpareWorkers
 
 GRADING_CODE = [REPO / "ece662" / name for name in ("checks.py", "registry.py", "evidence.py")] + [
-    REPO / "autograder" / "verify.py"]  # how grading decides: a change regrades everyone
+    REPO / "autograder" / name for name in ("verify.py", "recipe.py", "reference.py")]  # a change regrades everyone
 
 
 def _job_key(submission: Path, limits: Limits, sandbox: str) -> str:
@@ -58,12 +57,12 @@ def _job_key(submission: Path, limits: Limits, sandbox: str) -> str:
     return h.hexdigest()
 
 
-def shared_measurements(out: Path, sandbox: str) -> Path | None:
-    """The folder of measurements the workers share (``ece662.evaluations``), where kernels cannot write it:
-    only in the bubblewrap sandbox, which shows it to them read-only."""
+def shared_store(out: Path, sandbox: str) -> Path | None:
+    """The folder of measurements and recipe runs the workers share (``autograder/measurements.py``): only in
+    the bubblewrap sandbox, where no kernel can see it (without a sandbox a kernel could write into it)."""
     if sandbox != "bubblewrap":
         return None
-    folder = store_folder(out / "evaluations")
+    folder = store_folder(out / "measurements")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -93,7 +92,7 @@ def grade(submissions, out, workers: int = 2, limits: Limits = Limits(), sandbox
     use_sandbox = "bubblewrap" if sandbox != "off" and reason is None else "none"
     template_db = prepare_template(out)
     readable = readable_paths()
-    measurements = shared_measurements(out, use_sandbox)
+    store = shared_store(out, use_sandbox)
 
     todo, results = [], {}
     for student, path in found.items():
@@ -109,16 +108,11 @@ def grade(submissions, out, workers: int = 2, limits: Limits = Limits(), sandbox
     threads = max(1, (os.cpu_count() or 1) // workers)  # kernels share the cores: no oversubscription
     spares = SpareWorkers(out, workers, threads, len(todo)) if todo else None
     try:
-        if measurements and todo:  # while the spares import
-            from .premeasure import measure_references  # torch: only when there is grading to do
-
-            paths = trusted_paths()
-            measure_references(measurements, Path(paths["model_dir"]), Path(paths["data_root"]))
         kernel_slots = threading.Semaphore(max(1, workers))  # notebooks running at once
         with ThreadPoolExecutor(2 * max(1, workers)) as pool, \
                 tqdm(total=len(todo), desc="grading", unit="nb", disable=not verbose) as bar:
             futures = {pool.submit(run_worker, s, p, out, template_db, readable, limits, use_sandbox, threads,
-                                   measurements, spares, kernel_slots): (s, k) for s, p, k in todo}
+                                   store, spares, kernel_slots): (s, k) for s, p, k in todo}
             for future in as_completed(futures):
                 student, key = futures[future]
                 result = future.result()

@@ -38,7 +38,6 @@ class GradingResult:
     submission: str = ""  # the file graded
     submission_sha256: str = ""
     graded_notebook: str = ""
-    feedback: str = ""
     seconds: float = 0.0
     job_key: str = ""
     phases: dict = field(default_factory=dict)  # seconds per grading phase (benchmarks)

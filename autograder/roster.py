@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .sanitize import csv_cell
+
 REQUIRED = ("Student", "ID")
 IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Section")
 POINTS_POSSIBLE = "    Points Possible"
@@ -91,8 +93,9 @@ def write_canvas_csv(roster: Roster, column: str, points_possible: float, scores
         writer = csv.writer(f)
         writer.writerow(roster.identity_columns + [column])
         writer.writerow([POINTS_POSSIBLE] + [""] * (len(roster.identity_columns) - 1) + [f"{points_possible:g}"])
+        # names are the students' own (a name may start with "="): never formulas
         for student in roster.students:
             score = scores.get(student.canvas_id, "")
-            writer.writerow([student.values.get(c, "") for c in roster.identity_columns] +
+            writer.writerow([csv_cell(student.values.get(c, "")) for c in roster.identity_columns] +
                             [score if isinstance(score, str) else f"{score:g}"])
     os.replace(tmp, path)

@@ -39,7 +39,7 @@ _SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"]
 _SYSTEM_FILES = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/fonts",
                  "/etc/alternatives"]
 _KEPT_ENV = ["LANG", "LC_ALL", "CINIC10_DIR", "ECE662_CACHE_DIR", "ECE662_MODEL_DIR", "OMP_NUM_THREADS",
-             "ECE662_EVIDENCE_DIR", "ECE662_EVALUATIONS_DIR", "ECE662_MEASUREMENT_REQUESTS"]
+             "ECE662_EVIDENCE_DIR"]
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ replaces each autograded cell's outputs with its verdict, so nothing the
 kernel printed in a graded cell reaches the scores, the graded notebook or
 the feedback.
 """
+import hashlib
 import json
 import logging
 import time
@@ -20,7 +21,9 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
 from ece662 import evidence, registry
-from ece662.evaluations import EvaluationStore
+from ece662.registry import PART4
+
+from .measurements import Store, data_digest, key
 
 from .processes import kill_descendants
 from .sandbox import sweep
@@ -33,12 +36,16 @@ RAN = "ran"  # cell status recorded by LimitedExecute; anything else says why th
 
 
 class TrustedData:
-    """The grader's own course model folder and dataset (never the kernel's), and its store of measurements."""
+    """The grader's own course model folder and dataset (never the kernel's), and its store of measurements
+    and recipe runs."""
 
-    def __init__(self, model_dir: Path, data_root: Path, store: EvaluationStore | None = None):
+    def __init__(self, model_dir: Path, data_root: Path, store: Store | None = None):
         self.model_dir, self.data_root = Path(model_dir), Path(data_root)
-        self.store = store or EvaluationStore()
-        self._dataset = self._evaluator = None  # loaded on first use
+        self.store = store or Store()
+        self._dataset = None  # loaded on first use
+
+    def course_file(self, framework: str) -> Path:
+        return self.model_dir / f"{framework}.model"
 
     def original(self, framework: str) -> dict:
         import torch
@@ -46,21 +53,11 @@ class TrustedData:
         if framework == "tensorflow":
             from ece662.keras_model import read_canonical_from_checkpoint
 
-            state = read_canonical_from_checkpoint(self.model_dir / "tensorflow.model")
+            state = read_canonical_from_checkpoint(self.course_file(framework))
             return {k: torch.as_tensor(v, dtype=torch.float32) for k, v in state.items()}
         from ece662.pruning_helper import read_checkpoint
 
-        return {k: v.float() for k, v in read_checkpoint(self.model_dir / "torch.model")["state_dict"].items()}
-
-    def evaluator(self):
-        """Measures on the grader's test images and first ``LOSS_CHECK_IMAGES`` training images."""
-        from ece662.checks import LOSS_CHECK_IMAGES, Evaluator
-
-        if self._evaluator is None:
-            data, n = self.dataset(), LOSS_CHECK_IMAGES
-            self._evaluator = Evaluator(data["X_test"], data["y_test"], data["X_train"][:n], data["y_train"][:n],
-                                        self.store)
-        return self._evaluator
+        return {k: v.float() for k, v in read_checkpoint(self.course_file(framework))["state_dict"].items()}
 
     def dataset(self) -> dict:
         """``get_CINIC10_data()`` of the grader's dataset, as a notebook with default settings gets it."""
@@ -71,10 +68,37 @@ class TrustedData:
         return self._dataset
 
     def accuracy(self, state: dict) -> float:
-        return self.evaluator().accuracy(state)
+        """Accuracy of canonical weights on the grader's test images, measured once per store."""
+        from ece662.model import from_canonical
+        from ece662.pruning_helper import accuracy
 
-    def training_loss(self, state: dict) -> float:
-        return self.evaluator().training_loss(state)
+        data = self.dataset()
+        images = self._digest("test", data["X_test"], data["y_test"])
+        return self.store.measure(key("accuracy", images, state),
+                                  lambda: accuracy(from_canonical(state), data["X_test"], data["y_test"]))
+
+    def recipe(self, framework: str):
+        """``run(kind, start)``: Part 4's recipe from canonical weights ``start`` in ``framework``, on the grader's
+        own training images, run once per store (``autograder/recipe.py``)."""
+        import torch
+
+        from . import recipe
+
+        def run(kind: str, start: dict) -> dict:
+            data, course_file = self.dataset(), self.course_file(framework)
+            X, y = data["X_train"][:PART4.images], data["y_train"][:PART4.images]
+            course = hashlib.sha256(course_file.read_bytes()).hexdigest()
+            name = key(kind, start, self._digest("part4", X, y), framework, repr(PART4), course)
+            shapes = {k: tuple(v.shape) for k, v in start.items()}
+            state = self.store.train(name, shapes, lambda: recipe.run(kind, start, framework, course_file, X, y))
+            return {k: torch.from_numpy(v) for k, v in state.items()}
+        return run
+
+    def _digest(self, name: str, images, labels) -> str:
+        cache = self.__dict__.setdefault("_digests", {})
+        if name not in cache:
+            cache[name] = data_digest(images, labels)
+        return cache[name]
 
 
 def _load(folder: Path, item, shapes: dict):
@@ -122,7 +146,7 @@ def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
         except (OSError, ValueError):
             problems.update({name: f"was recorded in {framework} mode, which this course does not grade: use "
                                    "mode='torch'" for name in items})
-    ctx = checks.Context(original, items, problems, trusted.accuracy, trusted.training_loss,
+    ctx = checks.Context(original, items, problems, trusted.accuracy, trusted.recipe(framework),
                          evidence.display_names(framework))
 
     verdicts = {}
@@ -143,27 +167,6 @@ def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
     return verdicts
 
 
-SHOWN_MIME_TYPES = ("text/plain", "image/png", "image/jpeg")
-
-
-def passive(output: NotebookNode) -> NotebookNode:
-    """An output with only plain text and images: a student's HTML, JavaScript or SVG never reaches a grader's
-    or a student's browser (feedback, formgrader)."""
-    if "data" in output:
-        output["data"] = {k: v for k, v in output["data"].items() if k in SHOWN_MIME_TYPES}
-    return output
-
-
-def remove_planted_links(folder: Path) -> None:
-    """Delete links and special files the kernel left in its folder: nbgrader writes the graded notebook
-    there, and must not write through a link to a file of the grader's."""
-    import os
-
-    for entry in os.scandir(folder):
-        if entry.is_symlink() or not (entry.is_file(follow_symlinks=False) or entry.is_dir(follow_symlinks=False)):
-            os.unlink(entry.path)
-
-
 def verdict_output(verdict: Verdict) -> NotebookNode:
     if verdict.passed:
         return NotebookNode(output_type="stream", name="stdout", text="Test passed.\n")
@@ -177,15 +180,14 @@ class ApplyVerdicts(NbGraderPreprocessor):
     folder, its dataset and ``evidence/`` beside the notebook."""
 
     model_dir = Unicode("", help="the grader's course model folder").tag(config=True)
-    kernel_dir = Unicode("", help="the folder the kernel could write (the notebook's)").tag(config=True)
     data_root = Unicode("", help="the grader's dataset folder").tag(config=True)
     evidence_dir = Unicode("", help="the folder the kernel recorded evidence in").tag(config=True)
     report_file = Unicode("", help="where to save verdicts, cell status and events as JSON").tag(config=True)
     sandbox = Unicode("none", help="how the kernel was contained (autograder.sandbox mode)").tag(config=True)
     progress_file = Unicode("", help="a file to which 'kernel gone' and 'verified' are appended as they happen "
                                      "(the pipeline starts the next notebook on one of them)").tag(config=True)
-    evaluations_dir = Unicode("", help="a folder of measurements shared with other workers (ece662.evaluations); "
-                                       "only where no kernel can write it").tag(config=True)
+    store_dir = Unicode("", help="a folder of measurements and recipe runs shared with other workers "
+                                 "(autograder/measurements.py); only where no kernel can write it").tag(config=True)
 
     def _trusted(self) -> TrustedData:
         from ece662 import data_utils
@@ -193,7 +195,7 @@ class ApplyVerdicts(NbGraderPreprocessor):
 
         return TrustedData(Path(self.model_dir or model_path("torch").parent),
                            Path(self.data_root or data_utils.dataset_root()),
-                           EvaluationStore(self.evaluations_dir or None))
+                           Store(self.store_dir or None))
 
     def _progress(self, event: str) -> None:
         if self.progress_file:
@@ -204,9 +206,7 @@ class ApplyVerdicts(NbGraderPreprocessor):
         kill_descendants()  # nothing the kernel started may still be writing evidence
         sweep(self.sandbox)  # nor anything its user started outside this process tree
         self._progress(KERNEL_GONE)
-        kernel_dir = Path(self.kernel_dir or resources.get("metadata", {}).get("path", "."))
-        remove_planted_links(kernel_dir)
-        folder = Path(self.evidence_dir or kernel_dir / "evidence")
+        folder = Path(self.evidence_dir or Path(resources.get("metadata", {}).get("path", ".")) / "evidence")
         status = resources.get("ece662_cell_status", {})
         started, trusted = time.monotonic(), self._trusted()
         verdicts = verify(folder, status, trusted)
@@ -217,8 +217,6 @@ class ApplyVerdicts(NbGraderPreprocessor):
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if cell.cell_type == "code" and registry.is_autograded(gid):
                 cell.outputs = [verdict_output(verdicts[gid])]
-            elif cell.cell_type == "code":
-                cell.outputs = [passive(o) for o in cell.outputs]
         if self.report_file:
             report = {"verdicts": {k: vars(v) for k, v in verdicts.items()}, "cell_status": status,
                       "events": resources.get("ece662_events", []), "timing": timing}

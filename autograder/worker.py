@@ -7,10 +7,11 @@ the submission, no source notebooks), repairs what nbgrader cannot grade
 (unknown or renamed cell ids), autogrades with ``LimitedExecute`` and the
 contained kernel, then ``ApplyVerdicts`` kills what the kernel left running
 and decides every autograded test from the recorded evidence
-(``autograder/verify.py``). It writes feedback without hidden tests and
-saves the ``GradingResult``.
+(``autograder/verify.py``); the graded notebook is made inert
+(``autograder/sanitize.py``). It saves the ``GradingResult``; the feedback
+pages are written from the graded notebooks afterwards
+(``autograder/final_feedback.py``).
 """
-import contextlib
 import hashlib
 import json
 import os
@@ -23,17 +24,15 @@ from pathlib import Path
 import nbformat
 
 from ece662 import registry
-from ece662.evaluations import ENV_DIR as EVALUATIONS_ENV_DIR
-from ece662.measurement_requests import ENV_DIR as REQUESTS_ENV_DIR
 from ece662.evidence import ENV_DIR
 
 from .course import ASSIGNMENT, NOTEBOOK, base_config, ensure_tools_on_path, private_exchange
-from .feedback import FEEDBACK_PREPROCESSORS
 from .integrity import changed_files, fingerprint
 from .processes import become_subreaper
 from .results import (STATUS_CRASHED, STATUS_GRADED, STATUS_INVALID, STATUS_MEMORY, STATUS_TAMPERED,
                       STATUS_TIMED_OUT, GradingResult, Verdict)
 from .sandbox import KERNEL_NAME, kernel_argv, write_kernelspec
+from .scratch import PREFIX, private_tmpfs, remove_tree, unmount
 
 NOTEBOOK_ID = Path(NOTEBOOK).stem
 
@@ -98,19 +97,18 @@ def autograde_config(course: Path, db: Path, runtime: Path, job: dict, report: P
     c.LimitedExecute.notebook_timeout = limits["notebook_timeout"]
     c.LimitedExecute.kernel_name = KERNEL_NAME
     c.LimitedExecute.startup_timeout = 120
+    c.LimitedExecute.kernel_cwd = job["kernel_dir"]
     c.ApplyVerdicts.model_dir = job["model_dir"]
     c.ApplyVerdicts.data_root = job["data_root"]
     c.ApplyVerdicts.evidence_dir = job["evidence_dir"]
     c.ApplyVerdicts.sandbox = job["sandbox"]
-    c.ApplyVerdicts.kernel_dir = str(Path(job["evidence_dir"]).parent)
     c.ApplyVerdicts.report_file = str(report)
-    c.ApplyVerdicts.evaluations_dir = job.get("evaluations_dir", "")
+    c.ApplyVerdicts.store_dir = job.get("store_dir", "")
     c.ApplyVerdicts.progress_file = job.get("progress", "")
     c.OverwriteCells.add_missing_cells = True
     c.KernelManager.transport = "ipc"
     c.KernelManager.ip = str(runtime / "kernel")
     c.KernelManager.connection_file = str(runtime / "connection.json")
-    c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
     return c
 
 
@@ -132,8 +130,9 @@ def status_of(events: list, memory_mb: int) -> tuple[str, str]:
     return STATUS_GRADED, ""
 
 
-def grade_one(job: dict) -> GradingResult:
-    """Autograde ``job['submission']`` in a fresh private course under ``job['workdir']``."""
+def grade_one(job: dict, scratch: Path | None = None) -> GradingResult:
+    """Autograde ``job['submission']`` in a fresh private course under ``job['workdir']``; the kernel writes only
+    in ``scratch`` (a private tmpfs, see ``autograder/scratch.py``) or, without one, in a temporary folder."""
     started = time.monotonic()
     student, submission, work = job["student"], Path(job["submission"]), Path(job["workdir"])
     common = dict(sandbox=job["sandbox"], submission=str(submission),
@@ -143,25 +142,27 @@ def grade_one(job: dict) -> GradingResult:
         return GradingResult.failed(student, STATUS_INVALID, problem, **common)
     notes = repair(nb, known_cells(Path(job["template_db"])))
 
-    if work.exists():
-        shutil.rmtree(work)
+    remove_tree(work)  # an earlier run's folder
     course = work / "course"
     submitted = course / "submitted" / student / ASSIGNMENT
-    scratch = course / "autograded" / student / ASSIGNMENT
-    for folder in (course / "source" / ASSIGNMENT, submitted, scratch):
+    for folder in (course / "source" / ASSIGNMENT, submitted):
         folder.mkdir(parents=True)
     nbformat.write(nb, submitted / NOTEBOOK)
-    job = dict(job, evidence_dir=str(scratch / "evidence"))
-    # The kernel's sockets live here: a Unix socket path may not exceed ~107 bytes, so this folder must not
-    # grow with the output folder's depth or the student id.
-    runtime = Path(tempfile.mkdtemp(prefix="ece662-kernel-"))
+    # The kernel's folder, evidence and sockets (a Unix socket path may not exceed ~107 bytes, so they never
+    # live under the output folder, whose depth is the instructor's).
+    root = scratch or Path(tempfile.mkdtemp(prefix=PREFIX))
+    kernel_dir, runtime = root / "notebook", root / "runtime"
+    kernel_dir.mkdir()
+    runtime.mkdir()
+    job = dict(job, kernel_dir=str(kernel_dir), evidence_dir=str(kernel_dir / "evidence"))
     before = fingerprint(job["guarded"])
     result = GradingResult(student, **common)
     result.phases["setup_s"] = round(time.monotonic() - started, 2)
     try:
-        _autograde(result, course, scratch, runtime, job, notes)
+        _autograde(result, course, runtime, job, notes)
     finally:
-        shutil.rmtree(runtime, ignore_errors=True)
+        if scratch is None:
+            remove_tree(root)  # a plain folder; a private tmpfs is dropped with this process (see main)
     if changed := changed_files(before, fingerprint(job["guarded"])):
         result.status = STATUS_TAMPERED
         result.scores.update({t.grade_id: 0.0 for t in registry.TESTS})
@@ -171,7 +172,7 @@ def grade_one(job: dict) -> GradingResult:
     return result
 
 
-def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path, job: dict, notes: list) -> None:
+def _autograde(result: GradingResult, course: Path, runtime: Path, job: dict, notes: list) -> None:
     """Run nbgrader's autograde (execution, verification, scores) and feedback; fills in ``result``."""
     from nbgrader.apps import NbGraderAPI
 
@@ -181,15 +182,8 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
 
     os.environ["OMP_NUM_THREADS"] = str(job["threads"])
     os.environ[ENV_DIR] = job["evidence_dir"]
-    requests = runtime / "requests" if job.get("evaluations_dir") else None  # where the kernel asks to measure
-    if requests:  # the kernel reads the store (read-only) to skip measurements the grader made
-        os.environ[EVALUATIONS_ENV_DIR] = job["evaluations_dir"]
-        os.environ[REQUESTS_ENV_DIR] = str(requests)
-    else:
-        os.environ.pop(EVALUATIONS_ENV_DIR, None)
-        os.environ.pop(REQUESTS_ENV_DIR, None)
-    argv = kernel_argv(scratch, runtime, [Path(p) for p in job["readable"]], job["limits"]["memory_mb"],
-                       job["sandbox"])
+    argv = kernel_argv(Path(job["kernel_dir"]), runtime, [Path(p) for p in job["readable"]],
+                       job["limits"]["memory_mb"], job["sandbox"])
     write_kernelspec(course.parent / "jupyter", argv)
     os.environ["JUPYTER_PATH"] = str(course.parent / "jupyter")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
@@ -198,12 +192,9 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
     report = course.parent / "run-report.json"
     api = NbGraderAPI(config=autograde_config(course, db, runtime, job, report))
     phase = time.monotonic()
-    with measurement_service(requests, job) as service:
-        outcome = api.autograde(ASSIGNMENT, student, force=True, create=True)
-    if service is not None:
-        result.phases["measured_on_request"] = service.answered
+    outcome = api.autograde(ASSIGNMENT, student, force=True, create=True)
     result.phases["autograde_s"] = round(time.monotonic() - phase, 2)
-    graded_nb = scratch / NOTEBOOK
+    graded_nb = course / "autograded" / student / ASSIGNMENT / NOTEBOOK
     if not outcome["success"] or not graded_nb.is_file() or not report.is_file():
         print("nbgrader could not autograde:", outcome.get("error") or outcome.get("log"), flush=True)  # the log
         result.status = STATUS_CRASHED
@@ -217,27 +208,6 @@ def _autograde(result: GradingResult, course: Path, scratch: Path, runtime: Path
     result.status, detail = status_of(run["events"], job["limits"]["memory_mb"])
     result.detail = "; ".join(filter(None, [detail, *notes]))
     result.scores = trusted_scores(db, student, result.verdicts)
-    phase = time.monotonic()
-    feedback = api.generate_feedback(ASSIGNMENT, student, force=True)
-    result.phases["feedback_s"] = round(time.monotonic() - phase, 2)
-    html = course / "feedback" / student / ASSIGNMENT / (NOTEBOOK_ID + ".html")
-    if feedback["success"] and html.is_file():
-        result.feedback = str(html)
-
-
-def measurement_service(requests: Path | None, job: dict):
-    """While grading with a shared store: answer the kernel's measurement requests in ``requests`` (in its
-    runtime folder, which the sandbox lets it write), so the verifier does not measure the same weights again.
-    Without a store (``requests`` None): nothing."""
-    if requests is None:
-        return contextlib.nullcontext()
-    from ece662.evaluations import EvaluationStore
-
-    from .measurement_service import MeasurementService
-    from .verify import TrustedData
-
-    trusted = TrustedData(Path(job["model_dir"]), Path(job["data_root"]), EvaluationStore(job["evaluations_dir"]))
-    return MeasurementService(requests, trusted)
 
 
 def trusted_scores(db: Path, student: str, verdicts: dict) -> dict:
@@ -276,6 +246,8 @@ def preload() -> None:
 
     from ece662 import checks, pruning_helper  # noqa: F401
 
+    from . import recipe, reference  # noqa: F401
+
     from . import course
 
     course.autograde_preprocessors()
@@ -285,20 +257,25 @@ def main(argv=None) -> int:
     """``JOB.json``: grade it. ``--wait``: a spare (``autograder/spare_workers.py``): import, then read the job
     file's path from stdin and grade it, with output from then on in the job's log."""
     argv = sys.argv[1:] if argv is None else argv
+    scratch = private_tmpfs()  # first, while this process has a single thread
     become_subreaper()  # orphans of the kernel become ours, so they can be killed before verification
-    if argv == ["--wait"]:
-        preload()
-        job_file = sys.stdin.readline().strip()
-        if not job_file:
-            return 0  # no job came: the run is over
-        job = json.loads(Path(job_file).read_text())
-        log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        for fd in (1, 2):
-            os.dup2(log, fd)
-    else:
-        job = json.loads(Path(argv[0]).read_text())
-    grade_one(job).save(Path(job["result"]))
-    return 0
+    try:
+        if argv == ["--wait"]:
+            preload()
+            job_file = sys.stdin.readline().strip()
+            if not job_file:
+                return 0  # no job came: the run is over
+            job = json.loads(Path(job_file).read_text())
+            log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            for fd in (1, 2):
+                os.dup2(log, fd)
+        else:
+            job = json.loads(Path(argv[0]).read_text())
+        grade_one(job, scratch).save(Path(job["result"]))
+        return 0
+    finally:
+        if scratch is not None:
+            unmount(scratch)
 
 
 if __name__ == "__main__":

@@ -225,6 +225,11 @@ def array_bytes(shapes: dict[str, tuple]) -> int:
     return sum(4 * math.prod(s) for s in shapes.values())
 
 
+def read_arrays(path: Path, shapes: dict[str, tuple]) -> dict:
+    """Exactly the float32 arrays ``{name: shape}`` of a safetensors file, read with the limits above."""
+    return _arrays(read_capped(path, array_bytes(shapes) + MAX_HEADER_BYTES), shapes)
+
+
 def read_model(folder: Path, item, shapes: dict[str, tuple]) -> tuple[dict, str]:
     """(canonical state, framework) of a model item."""
     data = read_capped(Path(folder) / item.filename, array_bytes(shapes) + MAX_HEADER_BYTES)

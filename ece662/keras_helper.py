@@ -150,6 +150,24 @@ def clone_model(model):
     return copy
 
 
+def _seed_dropout(model, seed: int) -> None:
+    """Seed the dropout masks of this epoch: each layer's own random state starts from ``seed``.
+
+    A Keras layer draws its random state when it is built (from Python's unseeded ``random`` module for a
+    clone or a loaded model), so ``keras.utils.set_random_seed`` alone leaves dropout different in every
+    process; resetting the layers' states makes an epoch with the same seed the same epoch, as in torch mode.
+    """
+    keras.utils.set_random_seed(seed)
+    layers, index = list(model.layers), 0
+    while layers:
+        layer = layers.pop(0)
+        layers += getattr(layer, "layers", [])  # nested models
+        generator = getattr(layer, "seed_generator", None)
+        if generator is not None:
+            index += 1
+            generator.state.assign(np.asarray([(seed * 1_000_003 + index) % 2**31, 0], dtype=generator.state.dtype))
+
+
 def train_epoch(model, optimizer, X, y, batch_size: int = 128, seed=0, scheduler=None, progress=None) -> float:
     """One epoch of training a Keras model on uint8 NHWC images ``X``; returns the mean loss.
 
@@ -164,7 +182,7 @@ def train_epoch(model, optimizer, X, y, batch_size: int = 128, seed=0, scheduler
 
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if not isinstance(seed, np.random.Generator):
-        keras.utils.set_random_seed(seed)  # dropout
+        _seed_dropout(model, seed)
     masks = [(layer.kernel, tf.constant(_kernel(layer) != 0, dtype=layer.kernel.dtype))
              for _, layer in prunable_layers(model) if (_kernel(layer) == 0).any()]
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -211,14 +229,20 @@ def _batches(X, y, batch_size):
         yield (normalise(xb) if xb.dtype == np.uint8 else xb.astype(np.float32)), y[start:start + batch_size]
 
 
-def accuracy(model, X, y, batch_size: int = EVAL_BATCH_SIZE) -> float:
-    """Fraction of ``X`` that ``model`` classifies as ``y`` (inference mode: dropout off, in batches)."""
+def predict(model, X, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
+    """The class a Keras ``model`` predicts for each image of ``X`` (inference mode: dropout off, in batches)."""
     keep_freed_memory_mapped()
-    correct = 0
-    for xb, yb in _batches(X, y, batch_size):
-        logits = keras.ops.convert_to_numpy(model(xb, training=False))
-        correct += int((logits.argmax(1) == yb).sum())
-    return correct / max(len(y), 1)
+    found = [keras.ops.convert_to_numpy(model(xb, training=False)).argmax(1)
+             for xb, _ in _batches(X, np.zeros(len(X), dtype=np.int64), batch_size)]
+    return np.concatenate(found or [[]]).astype(int)
+
+
+def accuracy(model, X, y, batch_size: int = EVAL_BATCH_SIZE) -> float:
+    """Fraction of ``X`` that ``model`` classifies as ``y``."""
+    y = np.asarray(y)
+    if len(X) != len(y):
+        raise ValueError(f"test_data holds {len(X)} images but {len(y)} labels")
+    return float((predict(model, X, batch_size) == y).sum()) / max(len(y), 1)
 
 
 def test_model(model, test_data, mode="tensorflow") -> float:

@@ -136,10 +136,15 @@ def _student_context(test, namespace: dict) -> checks.Context:
         else:
             items[item.name] = evidence.normalise_results(_variable(namespace, item))
     original = _as_torch(canonical_state(_fresh_model(mode)))
-    n = checks.LOSS_CHECK_IMAGES
-    train = namespace["data"]
-    measure = checks.Evaluator(*namespace["test_data"], train["X_train"][:n], train["y_train"][:n])
-    return checks.Context(original, items, {}, measure.accuracy, measure.training_loss, evidence.display_names(mode))
+    X, y = namespace["test_data"]
+
+    def measure(state: dict) -> float:
+        from .model import from_canonical
+        from .pruning_helper import accuracy
+
+        return accuracy(from_canonical(state), X, y)
+
+    return checks.Context(original, items, {}, measure, layer_names=evidence.display_names(mode))
 
 
 def run_test(grade_id: str, namespace: dict) -> None:
@@ -152,7 +157,7 @@ def run_test(grade_id: str, namespace: dict) -> None:
     if test.public_levels is None:
         print(f"Checked when graded: {test.summary}.")
         return
-    checks.run(grade_id, _student_context(test, namespace))
+    left = checks.run(grade_id, _student_context(test, namespace))
+    levels = f" (at {', '.join(f'{x:.0%}' for x in test.public_levels)})" if test.public_levels else ""
     more = " More levels are checked when graded." if test.public_levels else ""
-    print(f"Public check passed: {test.summary}" + (f" (at {', '.join(f'{x:.0%}' for x in test.public_levels)})"
-                                                   if test.public_levels else "") + "." + more)
+    print(f"Public check passed: {test.summary}{levels}." + (f" Not yet checked: {left}." if left else more))

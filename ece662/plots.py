@@ -122,3 +122,60 @@ def plot_weight_histogram(model, level: float, ax=None) -> float:
     ax.set_title("Weight magnitudes per layer and the global pruning threshold")
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15))
     return threshold
+
+
+def paired_interval(correct: np.ndarray, reference: np.ndarray, z: float = Z_95) -> tuple[float, float, float]:
+    """(difference, low, high) of the accuracy of ``correct`` minus that of ``reference``, both per-image
+    correctness on the SAME images: a 95% interval for paired proportions, which only the images the two
+    models disagree on can widen (much tighter than two separate intervals)."""
+    correct, reference = np.asarray(correct, bool), np.asarray(reference, bool)
+    n = len(correct)
+    gained, lost = int((correct & ~reference).sum()), int((~correct & reference).sum())
+    diff = (gained - lost) / n
+    half = z * math.sqrt(max(gained + lost - (gained - lost) ** 2 / n, 0.0)) / n
+    return diff, diff - half, diff + half
+
+
+def plot_paired_comparison(models: dict, test_data, reference: str, title: str):
+    """Accuracy of each model (left) and its difference from ``models[reference]`` with a paired 95% interval
+    (right), all on the same test images. Returns ``{name: (accuracy, difference, low, high)}`` and prints it."""
+    from .pruning_helper import predict
+
+    X, y = test_data
+    correct = {name: predict(model, X) == np.asarray(y) for name, model in models.items()}
+    table = {name: (c.mean(), *paired_interval(c, correct[reference])) for name, c in correct.items()}
+    names = list(models)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.6 * len(names) + 1.8), sharey=True)
+    ys = np.arange(len(names))[::-1]
+    accs = [table[n][0] for n in names]
+    bars = left.barh(ys, accs, color="tab:blue")
+    left.bar_label(bars, labels=[f"{a:.1%}" for a in accs], padding=2)
+    left.axvline(CHANCE_ACCURACY, color="tab:red", linestyle=":", label="chance (10 classes)")
+    left.set_yticks(ys, names)
+    left.set_xlim(0, min(1, max(accs) * 1.25 + 0.02))
+    left.xaxis.set_major_formatter(PercentFormatter(1.0))
+    left.set_xlabel(f"test accuracy ({len(y):,} images)")
+    left.legend(fontsize="small", loc="lower right")
+    others = [n for n in names if n != reference]
+    diffs = np.array([table[n][1:] for n in others])
+    oy = np.array([ys[names.index(n)] for n in others])
+    right.errorbar(diffs[:, 0], oy, xerr=[diffs[:, 0] - diffs[:, 1], diffs[:, 2] - diffs[:, 0]], fmt="o",
+                   capsize=4, color="tab:orange", label="paired 95% interval")
+    for (d, low, high), yy in zip(diffs, oy):
+        right.annotate(f"{d * 100:+.1f} pts", (high, yy), xytext=(4, 0), textcoords="offset points", va="center",
+                       fontsize="small")
+    right.axvline(0, color="black", linewidth=1)
+    right.xaxis.set_major_formatter(PercentFormatter(1.0))
+    right.set_xlabel(f"difference from '{reference}' (percentage points)")
+    low_x, high_x = diffs[:, 1].min(), diffs[:, 2].max()
+    pad = 0.15 * (high_x - low_x) + 0.01
+    right.set_xlim(min(low_x, 0) - pad, max(high_x, 0) + 2 * pad)  # room for the labels
+    right.legend(fontsize="small", loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    print(f"{'model':32s} {'accuracy':>9s} {'vs ' + reference:>28s}")
+    for name in names:
+        acc, d, low, high = table[name]
+        versus = "" if name == reference else f"{d * 100:+6.1f} pts [{low * 100:+.1f}, {high * 100:+.1f}]"
+        print(f"{name:32s} {acc:9.1%} {versus:>28s}")
+    return table

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.utils import prune
 from tqdm.auto import tqdm
 
-from . import data_utils, evaluations, measurement_requests, training_replay
+from . import data_utils
 from ._allocator import keep_freed_memory_mapped
 from .paths import model_path  # noqa: F401 (the notebook imports it from here)
 from .paths import check_mode as _check_mode
@@ -354,45 +354,31 @@ def _batches(X, y, batch_size):
         yield xb, y[start:start + batch_size]
 
 
-def _mean_over_images(model: nn.Module, X, y, batch_size: int, per_batch) -> float:
-    """``per_batch(logits, labels)`` summed over all batches, divided by the number of images (eval mode, no
-    gradients; the model's mode is restored after)."""
+def _logits(model: nn.Module, X, batch_size: int):
+    """Yield the logits of ``model`` for ``X`` batch by batch (eval mode, no gradients; the mode is restored)."""
     keep_freed_memory_mapped()
     was_training = model.training
     model.eval()
-    total = 0.0
     try:
         with torch.inference_mode():
-            for xb, yb in _batches(X, y, batch_size):
-                total += per_batch(model(xb), yb)
+            for xb, _ in _batches(X, np.zeros(len(X), dtype=np.int64), batch_size):
+                yield model(xb)
     finally:
         model.train(was_training)
-    return total / max(len(y), 1)
+
+
+@_keras_dispatch
+def predict(model: nn.Module, X, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
+    """The class ``model`` predicts for each image of ``X`` (uint8 NHWC images, as get_CINIC10_data returns)."""
+    return np.concatenate([logits.argmax(1).numpy() for logits in _logits(model, X, batch_size)] or [[]]).astype(int)
 
 
 def accuracy(model: nn.Module, X, y, batch_size: int = EVAL_BATCH_SIZE) -> float:
     """Fraction of ``X`` that ``model`` classifies as ``y``."""
-    return _mean_over_images(model, X, y, batch_size, lambda logits, yb: (logits.argmax(1) == yb).sum().item())
-
-
-def mean_loss(model: nn.Module, X, y, batch_size: int = EVAL_BATCH_SIZE) -> float:
-    """Mean cross-entropy of ``model`` on ``X``, ``y``."""
-    return _mean_over_images(model, X, y, batch_size,
-                             lambda logits, yb: nn.functional.cross_entropy(logits, yb, reduction="sum").item())
-
-
-def _graders_accuracy(model, X, y) -> float | None:
-    """While grading: the grader's measurement of exactly these weights on exactly these images, found in its
-    store (``ece662/evaluations.py``) or made on request (``ece662/measurement_requests.py``), else None.
-    Never set outside grading, and no grade depends on it."""
-    store = evaluations.graders_store()
-    if store is None or type(model) is not SmallCNN or not (isinstance(X, np.ndarray) and isinstance(y, np.ndarray)):
-        return None
-    state = canonical_weights(model)
-    images = evaluations.data_digest(X, y)
-    key = evaluations.measurement_key("accuracy", images, state)
-    value = store.get(key)
-    return value if value is not None else measurement_requests.ask_grader(state, images, key, store)
+    y = np.asarray(y)
+    if len(X) != len(y):
+        raise ValueError(f"test_data holds {len(X)} images but {len(y)} labels")
+    return float((predict(model, X, batch_size) == y).sum()) / max(len(y), 1)
 
 
 @_keras_dispatch
@@ -400,9 +386,7 @@ def test_model(model, test_data, mode="torch") -> float:
     """Print and return the accuracy of ``model`` on ``test_data = [X, y]``."""
     _check_mode(mode, "torch")
     X, y = test_data
-    acc = _graders_accuracy(model, X, y)
-    if acc is None:
-        acc = accuracy(model, X, y)
+    acc = accuracy(model, X, y)
     print(f"Test Acc: {acc:.4f}")
     return acc
 
@@ -429,8 +413,7 @@ def effective_state_dict(model: nn.Module) -> dict:
 
 
 def canonical_weights(model: nn.Module) -> dict[str, np.ndarray]:
-    """The weights ``model`` computes with, as float32 numpy arrays: what grading records, hashes and measures
-    (the evidence, the store's keys, the premeasurement), so all three agree to the bit."""
+    """The weights ``model`` computes with, as float32 numpy arrays: what grading records and measures."""
     return {k: v.cpu().float().numpy() for k, v in effective_state_dict(model).items()}
 
 
@@ -528,9 +511,6 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, X, y, batch_
     zero. ``seed``: an int (also seeds torch's RNG, which dropout uses) or a ``np.random.Generator`` to go
     on drawing from. ``scheduler`` steps after every batch; ``progress`` is the label of a progress bar.
     """
-    replayed = training_replay.replay_graders_epoch(model, optimizer, X, y, batch_size, seed, scheduler)
-    if replayed is not None:  # while grading, the grader already trained exactly this (training_replay.py)
-        return replayed
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if not isinstance(seed, np.random.Generator):
         torch.manual_seed(seed)

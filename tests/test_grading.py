@@ -29,24 +29,27 @@ EXPECTED = {
     "correct_kthvalue_manual": (set(), "graded"),
     "correct_prune_remove": (set(), "graded"),
     "blank": (set(FULL), "graded"),
-    # Part 4 reuses Part 1's model and function, so the same mistake shows there too
-    "wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model", "test_part4_finetuned",
-                                    "test_part4_gradual"}, "graded"),
-    # its Part 1 model is 99.6% zero: fine-tuning barely moves it (dead units), so no Part 4 accuracy point either
-    "wrong_target_as_amount": ({"test_part1_cumulative", "test_part1_final_model", "test_part4_finetuned",
-                                "test_part4_gradual", "test_part4_accuracies"}, "graded"),
-    "wrong_per_layer": ({"test_part1_global", "test_part1_final_model"}, "graded"),
+    # Part 4 prunes with Part 1's function, so the same mistake shows there too (a Part 4 model that is not
+    # right credits no Part 4 accuracy either)
+    "wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model"} | PART4, "graded"),
+    # one call on a fresh model lands on the target, so only the gradual schedule (two calls) overshoots
+    "wrong_target_as_amount": ({"test_part1_cumulative", "test_part1_final_model", "test_part4_gradual",
+                                "test_part4_accuracies"}, "graded"),
+    # the gradual recipe prunes globally, as Part 1 asks
+    "wrong_per_layer": ({"test_part1_global", "test_part1_final_model", "test_part4_gradual",
+                         "test_part4_accuracies"}, "graded"),
     "wrong_structured_hits_linear": ({"test_part2_scope"}, "graded"),
     "wrong_structured_is_unstructured": (PART2, "graded"),
-    "wrong_finetune_drops_masks": ({"test_part4_finetuned"}, "graded"),
+    "wrong_filter_bias_kept": ({"test_part2_scope"}, "graded"),
+    "wrong_finetune_drops_masks": ({"test_part4_finetuned", "test_part4_accuracies"}, "graded"),
     "wrong_gradual_untrained": ({"test_part4_gradual", "test_part4_accuracies"}, "graded"),
-    # the fake test_model stays defined, so every recorded accuracy after it is fake too
     # TensorFlow mode: the same mistakes lose the same points
     "tf_correct": (set(), "graded"),
-    "tf_wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model", "test_part4_finetuned",
-                                       "test_part4_gradual"}, "graded"),
-    "tf_wrong_per_layer": ({"test_part1_global", "test_part1_final_model"}, "graded"),
+    "tf_wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model"} | PART4, "graded"),
+    "tf_wrong_per_layer": ({"test_part1_global", "test_part1_final_model", "test_part4_gradual",
+                            "test_part4_accuracies"}, "graded"),
     "tf_wrong_structured_hits_dense": ({"test_part2_scope"}, "graded"),
+    # the fake test_model stays defined, so every recorded accuracy after it is fake too
     "tamper_fake_test_model": ({"test_part1_accuracies", "test_part2_accuracies", "test_part4_accuracies"}, "graded"),
     # it replaces run_test itself, so no test cell records anything: nothing can be credited
     "tamper_patched_libraries": (set(FULL), "graded"),
@@ -125,24 +128,20 @@ def test_graded_cells_show_only_verdicts(graded):
                 assert verdict.passed or verdict.message in html.replace("&#39;", "'").replace("&quot;", '"')
 
 
-def test_correct_models_are_measured_once_for_the_whole_course(graded):
-    """The pipeline measures the reference models before grading; the verifier of every correct submission then
-    finds its Part 1 and Part 2 models (and the course model) measured, in a store kernels cannot write."""
+def test_each_model_is_measured_and_each_recipe_trained_once_for_the_whole_course(graded):
+    """Correct notebooks produce bit-identical models and start Part 4 from the same weights: in the sandbox the
+    verifiers share one store, so each measurement and each recipe run is made once for the whole course."""
     base, results = graded
-    stores = list((base / "out" / "evaluations").glob("*/"))
-    if not SANDBOXED:  # no shared store where a kernel could write it
-        assert stores == [] and results["correct"].phases["measurements_made"] > 0
+    correct = ("correct", "correct_kthvalue_manual", "correct_prune_remove", "hostile_deletes_test_cell")
+    made = sum(results[name].phases["measurements_made"] for name in correct)
+    if not SANDBOXED:  # no shared store where a kernel could write it: each verifier measures for itself
+        assert made == len(correct) * results["correct"].phases["measurements_made"] > 0
         return
-    (store,) = stores
-    assert len([p for p in store.iterdir() if not p.name.startswith(".")]) >= 13
-    per_model = len(registry.UNSTRUCTURED_LEVELS) + len(registry.STRUCTURED_LEVELS)
-    for name in ("correct", "correct_kthvalue_manual", "correct_prune_remove"):
-        assert results[name].phases["measurements_reused"] >= per_model + 1, results[name].phases
-    # Part 4 too: the correct notebook replayed the recipe the pipeline trained and measured before grading
-    assert results["correct"].phases["measurements_made"] == 0, results["correct"].phases
-    # Every accuracy a kernel measured, the grader measured on its request: the verifier only measures losses
-    for name in ("correct_kthvalue_manual", "correct_prune_remove", "wrong_incremental_fraction", "wrong_per_layer"):
-        assert results[name].phases["measurements_made"] <= 3, (name, results[name].phases)
+    per_notebook = len(registry.UNSTRUCTURED_LEVELS) + len(registry.STRUCTURED_LEVELS) + 2 + 2  # 2 recipe runs
+    assert made == per_notebook, {name: results[name].phases for name in correct}
+    assert all(results[name].phases["measurements_reused"] >= per_notebook for name in correct[1:])
+    (store,) = (base / "out" / "measurements").glob("*/")
+    assert len(list(store.glob("*.safetensors"))) >= 2  # the recipe runs, kept for reruns
 
 
 def test_next_notebook_starts_once_a_kernel_is_gone_or_verified(graded):
@@ -155,9 +154,11 @@ def test_grades_csv(graded):
     with open(base / "out" / "grades.csv") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
     assert set(rows) == set(GRADED_HERE)
-    assert rows["correct"]["part1 (/10)"] == "10" and rows["correct"]["part2 (/10)"] == "10"
-    assert rows["correct"]["part4 (/5)"] == "5"
-    assert rows["wrong_structured_hits_linear"]["autograded (/25)"] == "23"
+    parts, auto = registry.parts(), f"autograded (/{registry.autograded_total():g})"
+    for part in ("part1", "part2", "part4"):
+        assert rows["correct"][f"{part} (/{parts[part]:g})"] == f"{parts[part]:g}"
+    scope = registry.test("test_part2_scope").points
+    assert rows["wrong_structured_hits_linear"][auto] == f"{registry.autograded_total() - scope:g}"
     assert rows["hostile_kills_kernel"]["status"] == "crashed"
 
 

@@ -42,12 +42,13 @@ def test_student_cells_keep_the_code_markers_and_seed_calls():
 
 
 def test_graded_cells_are_the_registry_and_one_call_each():
-    """Grade ids and points come from ece662/registry.py; a graded cell is one call into it."""
-    from autograder.course import check_against_registry, graded_cells
+    """Grade ids, points, the points table and Part 4's settings come from ece662/registry.py; a graded cell is
+    one call into it."""
+    from autograder.course import graded_cells, part4_settings_cell, sync_with_registry
     from ece662 import registry
 
     source = REPO / "assignment" / ASSIGNMENT / NOTEBOOK
-    check_against_registry(source)
+    assert not sync_with_registry(source, write=False), "run `make release`"
     assert graded_cells(REPO / "release" / ASSIGNMENT / NOTEBOOK) == registry.points()
     nb = nbformat.read(source, as_version=4)
     for cell in nb.cells:
@@ -57,16 +58,37 @@ def test_graded_cells_are_the_registry_and_one_call_each():
     assert f"({registry.total():g} points)" in nb.cells[0].source
     for part, points in registry.parts().items():
         assert f"| {points:g}" in nb.cells[0].source, part
+    assert next(c for c in nb.cells if c.get("id") == "part4_settings").source == part4_settings_cell()
 
 
-def test_a_notebook_that_disagrees_with_the_registry_is_refused(tmp_path):
-    from autograder.course import check_against_registry
+def test_reweighting_a_test_is_one_registry_edit_and_a_release(tmp_path, monkeypatch):
+    """The registry is the one place for points: release writes them into the cell and the points table."""
+    import shutil
+    from dataclasses import replace
+
+    from autograder.course import graded_cells, sync_with_registry
+    from ece662 import registry
+
+    copy = tmp_path / NOTEBOOK
+    shutil.copy(REPO / "assignment" / ASSIGNMENT / NOTEBOOK, copy)
+    tests = tuple(replace(t, points=t.points + 1) if t.grade_id == "test_part2_scope" else t for t in registry.TESTS)
+    monkeypatch.setattr(registry, "TESTS", tests)
+    assert sync_with_registry(copy)  # it changed the file
+    assert graded_cells(copy)["test_part2_scope"] == next(t.points for t in tests if t.grade_id == "test_part2_scope")
+    intro = nbformat.read(copy, as_version=4).cells[0].source
+    assert f"({registry.total():g} points)" in intro and "| Part 2 | `prune_filters` and the three-level sweep (3 " \
+        "automatic tests) | 11 |" in intro
+    assert not sync_with_registry(copy)  # and is now in step
+
+
+def test_a_notebook_whose_graded_cells_are_not_the_registrys_is_refused(tmp_path):
+    from autograder.course import sync_with_registry
 
     nb = nbformat.read(REPO / "assignment" / ASSIGNMENT / NOTEBOOK, as_version=4)
-    next(c for c in nb.cells if c.get("id") == "test_part2_scope").metadata.nbgrader.points = 7
+    next(c for c in nb.cells if c.get("id") == "test_part2_scope").metadata.nbgrader.grade_id = "test_part2_other"
     nbformat.write(nb, tmp_path / NOTEBOOK)
-    with pytest.raises(RuntimeError, match="test_part2_scope: notebook 7 vs registry 2"):
-        check_against_registry(tmp_path / NOTEBOOK)
+    with pytest.raises(RuntimeError, match=r"only in the notebook: \['test_part2_other'\]"):
+        sync_with_registry(tmp_path / NOTEBOOK)
 
 
 def test_solution_runs_top_to_bottom_with_every_public_check_passing(course_env, tmp_path):

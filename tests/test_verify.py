@@ -1,24 +1,25 @@
 """The verifier on evidence written by the kernel-side code, without a kernel: points per rule, in seconds.
 
 Evidence is recorded exactly as a graded cell records it (``notebook_tests.record`` into a folder), then
-``autograder.verify.verify`` decides every test against the course checkpoint and test data.
+``autograder.verify.verify`` decides every test against the course checkpoint, test data and its own run of
+Part 4's recipe. Totals come from the registry.
 """
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.utils.prune as prune
 
+from autograder import reference
 from autograder.verify import RAN, TrustedData, verify
 from ece662 import data_utils, evidence, notebook_tests, registry
-from ece662.pruning_helper import global_sparsity, load_model, model_path, prunable_layers, test_model
+from ece662.pruning_helper import clone_model, load_model, model_path, prunable_layers, test_model, train_epoch
+from ece662.registry import PART4
 
 
-def prune_to(model, target):
-    params = [(layer, "weight") for _, layer in prunable_layers(model)]
-    current = global_sparsity(model)
-    prune.global_unstructured(params, pruning_method=prune.L1Unstructured,
-                              amount=max(0.0, (target - current) / (1 - current)))
+def part_points(part: str) -> float:
+    return registry.parts()[part]
 
 
 def prune_compounding(model, target):
@@ -31,16 +32,48 @@ def prune_one_weight(model, target):
                               pruning_method=prune.L1Unstructured, amount=1)
 
 
-def prune_filters(model, level):
+def filters_without_bias(model, level):
+    """Last year's Part 2: whole filters zeroed, their biases kept."""
     for _, layer in prunable_layers(model):
         if isinstance(layer, torch.nn.Conv2d):
             prune.ln_structured(layer, "weight", amount=level, n=2, dim=0)
 
 
-def namespace(part1=prune_to, part2=prune_filters):
-    """The objects a notebook would hold after Parts 1 and 2 with these functions."""
+def filters_kept_scaled(model, level):
+    """The right filters zeroed, every kept filter multiplied by -3."""
+    reference.prune_filters(model, level)
+    with torch.no_grad():
+        for _, layer in prunable_layers(model):
+            if isinstance(layer, torch.nn.Conv2d):
+                layer.weight_orig.mul_(-3)
+
+
+def _data():
     data = data_utils.get_CINIC10_data(verbose=False)
-    test_data = [data["X_test"], data["y_test"]]
+    return data, [data["X_test"], data["y_test"]], data["X_train"][:PART4.images], data["y_train"][:PART4.images]
+
+
+def finetuned(one_shot):
+    data, _, X, y = _data()
+    model = clone_model(one_shot)
+    reference.finetune(model, PART4.epochs, X, y, PART4.lr, PART4.momentum)
+    return model
+
+
+def gradual(part1=reference.prune_unstructured_to):
+    data, _, X, y = _data()
+    model = load_model(model_path("torch"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=PART4.lr, momentum=PART4.momentum)
+    for epoch in range(PART4.epochs):
+        train_epoch(model, optimizer, X, y, seed=epoch)
+        if epoch < PART4.epochs - 1:
+            part1(model, PART4.target * (epoch + 1) / (PART4.epochs - 1))
+    return model
+
+
+def namespace(part1=reference.prune_unstructured_to, part2=reference.prune_filters, part4=None):
+    """The objects a notebook would hold after Parts 1, 2 (and 4, given its two models) with these functions."""
+    data, test_data, _, _ = _data()
     model = load_model(model_path("torch"))
     unstructured = {}
     for level in registry.UNSTRUCTURED_LEVELS:
@@ -51,74 +84,214 @@ def namespace(part1=prune_to, part2=prune_filters):
         fresh = load_model(model_path("torch"))
         part2(fresh, level)
         structured[level] = test_model(fresh, test_data)
-    return {"mode": "torch", "test_data": test_data, "model": model, "prune_unstructured_to": part1,
-            "prune_filters": part2, "unstructured_results": unstructured, "structured_results": structured}
+    ns = {"mode": "torch", "test_data": test_data, "model": model, "prune_unstructured_to": part1,
+          "prune_filters": part2, "unstructured_results": unstructured, "structured_results": structured}
+    if part4 is not None:
+        tuned, grad = part4
+        ns.update(finetuned_model=tuned, gradual_model=grad, part4_results={
+            "after_training": test_model(tuned, test_data), "during_training": test_model(grad, test_data)})
+    return ns
 
 
-PARTS_1_2 = [t for t in registry.TESTS if t.part in ("part1", "part2")]
+@pytest.fixture(scope="module")
+def trusted(course_env):
+    """The grader's data: one per module, so Part 4's recipe is run once per distinct start, as in a course."""
+    return TrustedData(model_path("torch").parent, data_utils.dataset_root())
 
 
-def grade(ns, folder, tests=PARTS_1_2, monkeypatch=None):
-    """Record every test's evidence as the grading kernel would, then verify; {grade_id: points}."""
+@pytest.fixture(scope="module")
+def one_shot(course_env):
+    model = load_model(model_path("torch"))
+    reference.prune_unstructured_to(model, PART4.target)
+    return model
+
+
+@pytest.fixture(scope="module")
+def honest_part4(one_shot):
+    return finetuned(one_shot), gradual()
+
+
+def grade(ns, folder, trusted, monkeypatch, tests=registry.TESTS):
+    """Record every test's evidence as the grading kernel would, then verify; ({grade_id: points}, verdicts)."""
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     monkeypatch.setenv(evidence.ENV_DIR, str(folder))
     monkeypatch.setattr(notebook_tests, "_recorded", set())
     for test in tests:
-        notebook_tests.run_test(test.grade_id, ns)
-    verdicts = verify(folder, {t.grade_id: RAN for t in tests}, TrustedData(model_path("torch").parent,
-                                                                             data_utils.dataset_root()))
+        try:
+            notebook_tests.run_test(test.grade_id, ns)
+        except KeyError:
+            pass  # a part the namespace does not have: nothing recorded, as in a notebook that stopped there
+    verdicts = verify(folder, {t.grade_id: RAN for t in tests}, trusted)
     verdicts = {t.grade_id: verdicts[t.grade_id] for t in tests}
     return {t.grade_id: t.points if verdicts[t.grade_id].passed else 0 for t in tests}, verdicts
 
 
-def part_points(points, part):
+def points_of(points, part):
     return sum(v for g, v in points.items() if registry.part_of(g) == part)
 
 
-def test_correct_work_gets_full_marks(course_env, tmp_path, monkeypatch):
-    points, verdicts = grade(namespace(), tmp_path / "evidence", monkeypatch=monkeypatch)
-    assert all(v.passed for v in verdicts.values()), {g: v.message for g, v in verdicts.items() if not v.passed}
-    assert sum(points.values()) == 20
+def failures(verdicts):
+    return {g: v.message for g, v in verdicts.items() if not v.passed}
 
 
-def test_the_compounding_loop_keeps_six_of_ten(course_env, tmp_path, monkeypatch):
-    points, verdicts = grade(namespace(part1=prune_compounding), tmp_path / "evidence", monkeypatch=monkeypatch)
-    assert part_points(points, "part1") == 6
+def test_correct_work_gets_full_marks(tmp_path, monkeypatch, trusted, honest_part4):
+    points, verdicts = grade(namespace(part4=honest_part4), tmp_path / "evidence", trusted, monkeypatch)
+    assert failures(verdicts) == {}
+    assert sum(points.values()) == registry.autograded_total()
+
+
+def test_the_compounding_loop_keeps_six_of_ten(tmp_path, monkeypatch, trusted):
+    points, verdicts = grade(namespace(part1=prune_compounding), tmp_path / "evidence", trusted, monkeypatch)
+    assert points_of(points, "part1") == part_points("part1") - 4  # cumulative (3) and final model (1)
     assert "fraction of the weights STILL UNPRUNED" in verdicts["test_part1_cumulative"].message
     assert "(target - current)" not in verdicts["test_part1_cumulative"].message  # diagnoses, no code handed over
 
 
-def test_a_one_weight_pruner_gets_nothing_for_part1(course_env, tmp_path, monkeypatch):
-    points, verdicts = grade(namespace(part1=prune_one_weight), tmp_path / "evidence", monkeypatch=monkeypatch)
-    assert part_points(points, "part1") == 0
+def test_a_one_weight_pruner_gets_nothing_for_part1(tmp_path, monkeypatch, trusted):
+    points, verdicts = grade(namespace(part1=prune_one_weight), tmp_path / "evidence", trusted, monkeypatch)
+    assert points_of(points, "part1") == 0
     assert "does not prune enough" in verdicts["test_part1_accuracies"].message
-    assert part_points(points, "part2") == 10
+    assert points_of(points, "part2") == part_points("part2")
 
 
-def test_cells_that_did_not_run_and_missing_evidence_score_zero(course_env, tmp_path, monkeypatch):
+def test_a_filter_is_its_weights_and_its_bias(tmp_path, monkeypatch, trusted):
+    points, verdicts = grade(namespace(part2=filters_without_bias), tmp_path / "evidence", trusted, monkeypatch)
+    assert failures(verdicts).keys() == {"test_part2_scope"} | {t.grade_id for t in registry.TESTS
+                                                                 if t.part == "part4"}
+    assert "its weights AND its bias" in verdicts["test_part2_scope"].message
+    assert "bias[c]" in verdicts["test_part2_scope"].message
+
+
+def test_kept_filters_must_keep_their_values(tmp_path, monkeypatch, trusted):
+    """Zeroing the right filters earns the filter test only: scaled kept filters are no pruning to credit."""
+    points, verdicts = grade(namespace(part2=filters_kept_scaled), tmp_path / "evidence", trusted, monkeypatch)
+    assert points["test_part2_filters"] == registry.test("test_part2_filters").points
+    assert points["test_part2_scope"] == points["test_part2_accuracies"] == 0
+    assert "not zero differ from the course model's" in verdicts["test_part2_accuracies"].message
+
+
+def test_part1_final_model_must_keep_its_values(tmp_path, monkeypatch, trusted):
+    ns = namespace()
+    with torch.no_grad():
+        for p in ns["model"].parameters():
+            p.mul_(0.5)  # halved after the sweep: still 80% zero, the same zeros
+    points, verdicts = grade(ns, tmp_path / "evidence", trusted, monkeypatch,
+                             tests=[t for t in registry.TESTS if t.part == "part1"])
+    assert failures(verdicts).keys() == {"test_part1_final_model"}
+    assert "not the course model with weights set to zero" in verdicts["test_part1_final_model"].message
+
+
+def _noise_and_temperature(model):
+    """No training: 1e-5 relative noise on every kept weight and the last layer scaled (a 'temperature')."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(p * 1e-5 * torch.randn(p.shape, generator=generator))
+        model.classifier[4].weight.mul_(1.3)
+        model.classifier[4].bias.mul_(1.3)
+    return model
+
+
+def _last_layer_only(model):
+    """Only the last Linear layer trained, on 8 batches."""
+    _, _, X, y = _data()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    last = list(model.classifier)[-1]
+    for p in last.parameters():
+        p.requires_grad_(True)
+    train_epoch(model, torch.optim.SGD(last.parameters(), lr=PART4.lr, momentum=PART4.momentum), X[:1024],
+                y[:1024], seed=0)
+    return model
+
+
+def _dense_then_pruned():
+    """'Gradual' done as dense training with the recipe, then one prune to the target after it."""
+    _, _, X, y = _data()
+    model = load_model(model_path("torch"))
+    reference.finetune(model, PART4.epochs, X, y, PART4.lr, PART4.momentum)
+    reference.prune_unstructured_to(model, PART4.target)
+    return model
+
+
+def _one_epoch(one_shot):
+    _, _, X, y = _data()
+    model = clone_model(one_shot)
+    reference.finetune(model, 1, X, y, PART4.lr, PART4.momentum)
+    return model
+
+
+def _pruned_at_once():
+    """Gradual pruning with the whole target pruned after the first epoch: another schedule."""
+    return gradual(lambda model, level: reference.prune_unstructured_to(model, PART4.target))
+
+
+FORGERIES = {  # name: (finetuned_model, gradual_model) from the honest pair, and the tests they must fail
+    "noise_and_temperature": (lambda h, o: (_noise_and_temperature(clone_model(o)),
+                                            _noise_and_temperature(clone_model(o))),
+                              {"test_part4_finetuned", "test_part4_gradual"}),
+    "last_layer_only": (lambda h, o: (_last_layer_only(clone_model(o)), h[1]), {"test_part4_finetuned"}),
+    "gradual_is_the_finetuned_model": (lambda h, o: (h[0], clone_model(h[0])), {"test_part4_gradual"}),
+    "dense_training_then_one_prune": (lambda h, o: (h[0], _dense_then_pruned()), {"test_part4_gradual"}),
+    "one_epoch_instead_of_three": (lambda h, o: (_one_epoch(o), h[1]), {"test_part4_finetuned"}),
+    "pruned_all_at_once": (lambda h, o: (h[0], _pruned_at_once()), {"test_part4_gradual"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGERIES))
+def test_part4_forgeries_earn_nothing_for_the_model_they_fake(name, tmp_path, monkeypatch, trusted, honest_part4,
+                                                              one_shot):
+    build, faked = FORGERIES[name]
+    part4 = [t for t in registry.TESTS if t.part == "part4"]
+    points, verdicts = grade(namespace(part4=build(honest_part4, one_shot)), tmp_path / "evidence", trusted,
+                             monkeypatch, tests=part4)
+    assert failures(verdicts).keys() == faked | {"test_part4_accuracies"}
+    assert all("recipe" in verdicts[g].message for g in faked)
+
+
+def test_part4_is_compared_with_the_recipe_only_when_graded(one_shot, honest_part4, capsys, monkeypatch):
+    """A student's own run checks the zeros of Part 4 and says what is left for grading."""
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    forged = _noise_and_temperature(clone_model(one_shot))
+    ns = namespace(part4=(forged, honest_part4[1]))
+    notebook_tests.run_test("test_part4_finetuned", ns)
+    assert "compared with the grader's own run of the recipe when graded" in capsys.readouterr().out
+
+
+def test_recipe_runs_once_per_distinct_start(trusted, honest_part4, tmp_path, monkeypatch):
+    """Every correct notebook starts Part 4 from the same weights: the grader trains the recipe once for them."""
+    made = trusted.store.made
+    grade(namespace(part4=honest_part4), tmp_path / "evidence", trusted, monkeypatch,
+          tests=[t for t in registry.TESTS if t.part == "part4"])
+    assert trusted.store.made == made  # this module's first correct notebook already ran both
+
+
+def test_cells_that_did_not_run_and_missing_evidence_score_zero(tmp_path, monkeypatch, trusted):
     folder = tmp_path / "evidence"
-    grade(namespace(), folder, monkeypatch=monkeypatch)
+    parts_1_2 = [t for t in registry.TESTS if t.part in ("part1", "part2")]
+    grade(namespace(), folder, trusted, monkeypatch, tests=parts_1_2)
     (folder / registry.PART2_RESULTS.filename).unlink()
-    status = {t.grade_id: RAN for t in PARTS_1_2}
+    status = {t.grade_id: RAN for t in parts_1_2}
     status["test_part1_global"] = "it ran past the 120 s cell time limit and was interrupted"
-    verdicts = verify(folder, status, TrustedData(model_path("torch").parent, data_utils.dataset_root()))
+    verdicts = verify(folder, status, trusted)
     assert not verdicts["test_part1_global"].passed and "time limit" in verdicts["test_part1_global"].message
     assert verdicts["test_part1_cumulative"].passed  # the same trace still credits the cells that ran
     assert not verdicts["test_part2_accuracies"].passed
     assert "`structured_results`: it was not recorded" in verdicts["test_part2_accuracies"].message
 
 
-def test_recorded_accuracies_must_be_the_real_ones(course_env, tmp_path, monkeypatch):
+def test_recorded_accuracies_must_be_the_real_ones(tmp_path, monkeypatch, trusted):
     ns = namespace()
     ns["unstructured_results"] = {**ns["unstructured_results"], 0.5: ns["unstructured_results"][0.5] + 0.05}
     ns["structured_results"] = {k: float("nan") if k == 0.8 else v for k, v in ns["structured_results"].items()}
-    points, verdicts = grade(ns, tmp_path / "evidence", monkeypatch=monkeypatch)
+    parts_1_2 = [t for t in registry.TESTS if t.part in ("part1", "part2")]
+    points, verdicts = grade(ns, tmp_path / "evidence", trusted, monkeypatch, tests=parts_1_2)
     assert points["test_part1_accuracies"] == 0 and "at 50% scores" in verdicts["test_part1_accuracies"].message
     assert points["test_part2_accuracies"] == 0 and "non-finite" in verdicts["test_part2_accuracies"].message
-    assert sum(points.values()) == 15
+    assert failures(verdicts).keys() == {"test_part1_accuracies", "test_part2_accuracies"}
 
 
-def test_evidence_from_another_model_is_refused(course_env, tmp_path, monkeypatch):
+def test_evidence_from_another_model_is_refused(tmp_path, monkeypatch, trusted):
     """A trace of a re-trained (or random) model does not match the grader's checkpoint."""
     ns = namespace()
     original_load = notebook_tests._fresh_model
@@ -131,7 +304,8 @@ def test_evidence_from_another_model_is_refused(course_env, tmp_path, monkeypatc
         return model
 
     monkeypatch.setattr(notebook_tests, "_fresh_model", other_model)
-    points, verdicts = grade(ns, tmp_path / "evidence", monkeypatch=monkeypatch)
+    points, verdicts = grade(ns, tmp_path / "evidence", trusted, monkeypatch,
+                             tests=[t for t in registry.TESTS if t.part in ("part1", "part2")])
     assert points["test_part1_weights_only"] == 0 and "changed" in verdicts["test_part1_weights_only"].message
     assert points["test_part2_scope"] == 0
 
@@ -158,7 +332,6 @@ def test_malformed_model_evidence_fails_cleanly(course_env, tmp_path, corrupt):
     import json
     import os
 
-    import numpy as np
     from safetensors.numpy import save_file
 
     item = registry.PART1_MODEL
