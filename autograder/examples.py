@@ -27,7 +27,7 @@ def source(function) -> str:
     return "\n" + KERAS_NAMES.sub(r"\1", textwrap.dedent(inspect.getsource(function)))
 
 
-def _replace(text: str, old: str, new: str) -> str:
+def mutate(text: str, old: str, new: str) -> str:
     """``text`` with ``old`` replaced, which must be there (a mutant that silently equals the original tests
     nothing)."""
     if old not in text:
@@ -97,10 +97,10 @@ def prune_unstructured_to(model, target):
 ''' + P1_SWEEP
 
 # The classic mistake: 0.1 of the *remaining* weights at every step (ends near 57%).
-P1_INCREMENTAL = _replace(P1_CORRECT, "amount=amount)", "amount=0.1)")
+P1_INCREMENTAL = mutate(P1_CORRECT, "amount=amount)", "amount=0.1)")
 
 # Cumulative target passed as amount: the steps compound.
-P1_TARGET_AS_AMOUNT = _replace(P1_CORRECT, "amount=amount)", "amount=target)")
+P1_TARGET_AS_AMOUNT = mutate(P1_CORRECT, "amount=amount)", "amount=target)")
 
 # Per-layer pruning where global was asked.
 P1_PER_LAYER = '''
@@ -124,18 +124,18 @@ def prune_filters(model, level):
 ''' + P2_SWEEP
 
 # Wrong: also prunes the Linear layers' output rows.
-P2_LINEAR_TOO = _replace(P2_CORRECT, "isinstance(layer, nn.Conv2d)", "isinstance(layer, (nn.Conv2d, nn.Linear))")
+P2_LINEAR_TOO = mutate(P2_CORRECT, "isinstance(layer, nn.Conv2d)", "isinstance(layer, (nn.Conv2d, nn.Linear))")
 
 # Wrong: "structured" done with unstructured pruning.
-P2_UNSTRUCTURED = _replace(P2_CORRECT, "prune.ln_structured(layer, name=\"weight\", amount=level, n=2, dim=0)",
+P2_UNSTRUCTURED = mutate(P2_CORRECT, "prune.ln_structured(layer, name=\"weight\", amount=level, n=2, dim=0)",
                            "prune.l1_unstructured(layer, name=\"weight\", amount=level)")
 
 # Wrong: the zeroed filters keep their bias (last year's notebook asked for exactly that).
-P2_BIAS_KEPT = _replace(P2_CORRECT, "prune.custom_from_mask(layer, name=\"bias\"", "(lambda *a, **k: None)(layer, name=\"bias\"")
+P2_BIAS_KEPT = mutate(P2_CORRECT, "prune.custom_from_mask(layer, name=\"bias\"", "(lambda *a, **k: None)(layer, name=\"bias\"")
 
 # Correct, for a Part 1 that zeroes weights without masks (by hand, or prune.remove): the gradual run prunes with
 # masks, or its next epoch would grow the pruned weights back.
-P4_OWN_MASKS = _replace(P4_CORRECT, "            prune_unstructured_to(model, target * (epoch + 1) / (epochs - 1))", """\
+P4_OWN_MASKS = mutate(P4_CORRECT, "            prune_unstructured_to(model, target * (epoch + 1) / (epochs - 1))", """\
             layers = [(layer, 'weight') for _, layer in prunable_layers(model)]
             current = global_sparsity(model)
             goal = target * (epoch + 1) / (epochs - 1)
@@ -143,17 +143,17 @@ P4_OWN_MASKS = _replace(P4_CORRECT, "            prune_unstructured_to(model, ta
                                       amount=max(0.0, (goal - current) / (1 - current)))""")
 
 # Wrong: the masks are removed before fine-tuning, so pruned weights grow back.
-P4_MASKS_DROPPED = _replace(P4_CORRECT, "finetuned_model = clone_model(one_shot_model)\n", '''finetuned_model = clone_model(one_shot_model)
+P4_MASKS_DROPPED = mutate(P4_CORRECT, "finetuned_model = clone_model(one_shot_model)\n", '''finetuned_model = clone_model(one_shot_model)
 for _, layer in prunable_layers(finetuned_model):
     prune.remove(layer, 'weight')
 ''')
 
 # Wrong: "gradual" pruning without any training.
-P4_GRADUAL_UNTRAINED = _replace(P4_CORRECT, "        train_epoch(model, optimizer, X, y, seed=epoch)\n        if epoch",
+P4_GRADUAL_UNTRAINED = mutate(P4_CORRECT, "        train_epoch(model, optimizer, X, y, seed=epoch)\n        if epoch",
                                 "        if epoch")
 
 # The classic mistake in Keras: 10% of the weights still unpruned at every step.
-TF_P1_INCREMENTAL = _replace(TF_P1_CORRECT, "count = int(round(target * flat.size))",
+TF_P1_INCREMENTAL = mutate(TF_P1_CORRECT, "count = int(round(target * flat.size))",
                              "count = int((flat == 0).sum() + round(0.1 * (flat != 0).sum()))")
 
 TF_P1_PER_LAYER = '''
@@ -169,7 +169,7 @@ def prune_unstructured_to(model, target):
 ''' + P1_SWEEP
 
 # Wrong: the Dense layers' units are pruned too.
-TF_P2_DENSE_TOO = _replace(_replace(TF_P2_CORRECT, "isinstance(layer, keras.layers.Conv2D)",
+TF_P2_DENSE_TOO = mutate(mutate(TF_P2_CORRECT, "isinstance(layer, keras.layers.Conv2D)",
                                     "isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))"),
                            "axis=(0, 1, 2)", "axis=tuple(range(kernel.ndim - 1))")
 

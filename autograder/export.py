@@ -9,6 +9,7 @@ the assignment column holding each total (left empty while a question is
 pending, 0 for a student who handed in nothing) and the "Points Possible" row.
 """
 import shutil
+import sys
 from pathlib import Path
 
 from ece662 import registry
@@ -65,7 +66,12 @@ def write_grade_files(out: Path, collection: Collection, results: dict, roster) 
     for grade in grades:
         if grade.student and grade.status != STATUS_MISSING:
             notebook = autograded_notebook(out, grade.student)
-            page = feedback_html(grade, notebook if notebook.is_file() else None, html)
+            try:
+                page = feedback_html(grade, notebook if notebook.is_file() else None, html)
+            except Exception as exc:  # one student's page must not stop everyone's: their grade, without notebook
+                print(f"WARNING: the feedback page of {grade.student} shows the grade without the notebook, which "
+                      f"could not be rendered ({type(exc).__name__}: {str(exc)[:200]})", file=sys.stderr)
+                page = feedback_html(grade, None, html)
             (folder / f"{grade.student}.html").write_text(page)
             written.add(f"{grade.student}.html")
     for stale in folder.glob("*.html"):

@@ -45,7 +45,7 @@ class Settings:
     memory_mb: int = 6144  # address space of the kernel (prlimit), not resident memory
     deadline_s: int = 550  # the whole run, under Gradescope's default 600 s job timeout
     public_visibility: str = "visible"
-    hidden_visibility: str = "visible"
+    hidden_visibility: str = "after_published"  # a student must not probe graded-only checks by resubmitting
     torch_requirement: str = "torch"
 
     @classmethod
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
     b = sub.add_parser("build", help="write the Gradescope autograder.zip")
     b.add_argument("--out", default=None, help="output folder (default build/gradescope)")
     b.add_argument("--train-images", type=int, default=None, help="training images shipped (default: Part 4's)")
-    b.add_argument("--hidden-tests-visibility", default="visible", choices=("hidden", "after_due_date",
+    b.add_argument("--hidden-tests-visibility", default=Settings.hidden_visibility, choices=("hidden", "after_due_date",
                                                                              "after_published", "visible"),
                    help="when students see the results of tests that are checked only when graded")
     b.add_argument("--notebook-timeout", type=int, default=Settings.notebook_timeout)

@@ -7,6 +7,7 @@ from ``ece662.registry`` (names, points, order); their output is the
 verifier's message, never the test source. The inline questions are graded
 by hand on Gradescope and are not in it.
 """
+import html
 import json
 import os
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 class Visibility:
     """Who sees what, when (Gradescope's visibility values)."""
     public_tests: str = "visible"  # tests with a public part (the student's own run checks some of it)
-    hidden_tests: str = "visible"  # tests checked only when graded (``public_levels is None`` in the registry)
+    hidden_tests: str = "after_published"  # tests checked only when graded (``public_levels is None``)
 
     def __post_init__(self):
         for value in (self.public_tests, self.hidden_tests):
@@ -59,18 +60,19 @@ def results_json(result: GradingResult, summary: list[str], seconds: float,
         tests.append({"name": f"{t.grade_id}: {t.summary}", "number": number, "score": score,
                       "max_score": t.points, "status": "passed" if passed and score == t.points else "failed",
                       "output": message, "visibility": visibility.of(t)})
-        if tests[-1]["status"] == "failed":
-            failed.append(f"- `{t.grade_id}`: {message.splitlines()[0] if message else 'failed'}")
+        if tests[-1]["status"] == "failed":  # markdown: a message quoting the student's code stays text
+            failed.append(f"- `{t.grade_id}`: {html.escape(message.splitlines()[0]) if message else 'failed'}")
     total = sum(t["score"] for t in tests)
     status = result.status if result.status == STATUS_GRADED else f"**{result.status}**"
     lines = [f"Autograded score: **{total:g} / {registry.autograded_total():g}** (status: {status})",
              *summary]
     if result.detail:
-        lines.append(f"Details: {result.detail}")
+        lines.append(f"Details: {html.escape(result.detail)}")
     lines += failed or ["All autograded tests passed."]
     lines.append(_manual_note())
     return {"score": total, "execution_time": round(seconds), "output": "\n\n".join(lines),
-            "output_format": "md", "visibility": "visible", "stdout_visibility": "hidden", "tests": tests}
+            "output_format": "md", "test_output_format": "text", "visibility": "visible",
+            "stdout_visibility": "hidden", "tests": tests}
 
 
 def write_results(payload: dict, path: Path) -> None:

@@ -20,7 +20,7 @@ import re
 
 import nh3
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
-from nbconvert.preprocessors import Preprocessor
+from nbgrader.preprocessors import NbGraderPreprocessor
 
 ALLOWED_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "del", "details", "div", "em", "h1", "h2", "h3",
                 "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre", "s", "span", "strong",
@@ -30,7 +30,8 @@ URL_SCHEMES = {"http", "https", "mailto"}
 NO_MATH = "tex2jax_ignore mathjax_ignore"  # MathJax 2 and 3: leave the text inside as it is
 SHOWN_MIME_TYPES = ("text/plain", "image/png", "image/jpeg")
 BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
-NOTEBOOK_METADATA = ("kernelspec", "language_info")
+NOTEBOOK_METADATA = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                     "language_info": {"name": "python"}}
 
 
 def _image_source(tag: str, name: str, value: str) -> str | None:
@@ -45,10 +46,17 @@ def clean_html(text: str) -> str:
                      attribute_filter=_image_source, link_rel="noopener noreferrer nofollow")
 
 
+ATTACHMENT_LINK = re.compile(r"\]\(\s*<?attachment:")
+
+
 def clean_markdown(source: str) -> str:
-    """A markdown cell's source as inert HTML that renders as it did, on one line in a ``<div>``."""
-    rendered = clean_html(markdown2html_mistune(source))
-    return f'<div class="{NO_MATH}">' + rendered.replace("\n", "&#10;") + "</div>"
+    """A markdown cell's source as inert HTML that renders as it did, on one line in a ``<div>``. Attachments
+    are not shown (``strip_metadata`` drops them); markdown the renderer cannot take is shown as text."""
+    try:
+        rendered = markdown2html_mistune(ATTACHMENT_LINK.sub("](#attachment-not-shown:", source))
+    except Exception:  # the renderer's own errors: the text is shown as it is
+        rendered = f"<pre>{html.escape(source)}</pre>"
+    return f'<div class="{NO_MATH}">' + clean_html(rendered).replace("\n", "&#10;") + "</div>"
 
 
 def _clean_output(output: dict) -> dict | None:
@@ -77,16 +85,24 @@ def _clean_output(output: dict) -> dict | None:
     return None
 
 
-def sanitize(nb) -> None:
-    """Make the notebook ``nb`` (an nbformat NotebookNode) inert, in place."""
+def strip_metadata(nb) -> None:
+    """Keep only what grading reads of a handed-in notebook (nbgrader's cell metadata): a student's tags,
+    attachments, widgets, kernel or title can neither crash nbgrader's validation nor reach a page."""
     from nbformat import NotebookNode
 
-    nb.metadata = NotebookNode({k: v for k, v in nb.get("metadata", {}).items() if k in NOTEBOOK_METADATA
-                                and isinstance(v, dict)})
+    nb.metadata = NotebookNode(NOTEBOOK_METADATA)  # nbgrader sets the kernel it grades with anyway
     for cell in nb.cells:
         nbgrader = cell.get("metadata", {}).get("nbgrader")
         cell.metadata = NotebookNode({"nbgrader": nbgrader} if isinstance(nbgrader, dict) else {})
         cell.pop("attachments", None)
+
+
+def sanitize(nb) -> None:
+    """Make the notebook ``nb`` (an nbformat NotebookNode) inert, in place."""
+    from nbformat import NotebookNode
+
+    strip_metadata(nb)
+    for cell in nb.cells:
         if cell.cell_type == "raw":
             cell.cell_type, cell.source = "markdown", f"<pre>{html.escape(cell.source)}</pre>"
         if cell.cell_type == "markdown":
@@ -97,7 +113,7 @@ def sanitize(nb) -> None:
                 cell.execution_count = None
 
 
-class SanitizeNotebook(Preprocessor):
+class SanitizeNotebook(NbGraderPreprocessor):
     """The last autograde step: the graded notebook, which formgrader and the feedback pages show, made inert."""
 
     def preprocess(self, nb, resources):

@@ -32,6 +32,7 @@ from .processes import become_subreaper
 from .results import (STATUS_CRASHED, STATUS_GRADED, STATUS_INVALID, STATUS_MEMORY, STATUS_TAMPERED,
                       STATUS_TIMED_OUT, GradingResult, Verdict)
 from .sandbox import KERNEL_NAME, kernel_argv, write_kernelspec
+from .sanitize import strip_metadata
 from .scratch import PREFIX, private_tmpfs, remove_tree, unmount
 
 NOTEBOOK_ID = Path(NOTEBOOK).stem
@@ -55,9 +56,12 @@ def known_cells(template_db: Path) -> dict[str, dict]:
 
 
 def read_submission(path: Path):
-    """(notebook, None) or (None, why it cannot be graded)."""
+    """(notebook, None) or (None, why it cannot be graded). Only what grading reads is kept of it
+    (``sanitize.strip_metadata``), so that no tag, attachment or title of the student's can fail nbgrader."""
     try:
         nb = nbformat.read(path, as_version=4)
+        strip_metadata(nb)
+        nbformat.validate(nb)
     except Exception as exc:  # JSON errors, binary files, wrong schema...
         return None, f"{path.name} is not a readable Jupyter notebook ({type(exc).__name__}: {str(exc)[:200]})"
     if not nb.cells:

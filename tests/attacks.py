@@ -14,13 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import nbformat
+
 from autograder import examples
 from ece662 import registry
 
 PART1 = frozenset(t.grade_id for t in registry.TESTS if t.part == "part1")
 PART2 = frozenset(t.grade_id for t in registry.TESTS if t.part == "part2")
+PART4 = frozenset(t.grade_id for t in registry.TESTS if t.part == "part4")
+FULL = frozenset(t.grade_id for t in registry.TESTS)
 VICTIM = "victim.txt"  # in probe: a file of the grader's that a symlink in the kernel's folder points at
 CLASSMATE = "classmate-evidence"  # in probe: a correct evidence folder, as another student's would be
+HEARTBEAT = "heartbeat"  # in probe: where a detached process of the kernel writes, if it can and while it lives
 
 
 @dataclass(frozen=True)
@@ -69,71 +74,23 @@ def prune_unstructured_to(model, target):
 unstructured_results = {level: 0.9 for level in sparsity_levels}
 '''
 
-# Correct pruning, made-up accuracies, and the grader's shared measurements rewritten to agree with them: the
-# store is read-only in the kernel, and the verifier measures what nobody trusted has measured.
+# Correct pruning, made-up accuracies, and every store of measurements the kernel can find rewritten to agree
+# with them: the grader's store is a folder of the grading output that no sandboxed kernel sees, and without a
+# sandbox there is none (each verifier measures for itself).
 POISONED_MEASUREMENTS = examples.P1_CORRECT.split("unstructured_results")[0] + '''
 import os, pathlib
-from ece662 import evaluations
-from ece662.notebook_tests import canonical_state
-
-store = pathlib.Path(os.environ.get(evaluations.ENV_DIR) or "no-store")
-images = evaluations.data_digest(*test_data)
 unstructured_results = {}
 for level in sparsity_levels:
     prune_unstructured_to(model, level)
-    key = evaluations.measurement_key("accuracy", images, canonical_state(model))
     unstructured_results[level] = 0.9
-    for attempt in (lambda: (store / key).unlink(missing_ok=True), lambda: (store / key).write_text("0.9"),
-                    lambda: os.chmod(store, 0o777)):
+for top in {pathlib.Path.cwd().parent.parent, pathlib.Path("/tmp"), pathlib.Path.home()}:
+    for folder in list(top.glob("*/measurements/*"))[:20] + list(top.glob("*/*/measurements/*"))[:20]:
         try:
-            attempt()
+            for entry in list(folder.iterdir())[:500]:
+                if not entry.name.endswith((".safetensors", ".lock")):
+                    entry.write_text("0.9")
         except OSError:
             pass
-'''
-
-# No Part 4 training: the models are taken from whatever the grader's store holds (Part 4's reference epochs are
-# there, sealed with their inputs' hash).
-STORE_SNOOPING = '''
-import os, pathlib
-from safetensors.torch import load
-from ece662 import evaluations
-
-finetuned_model, gradual_model = clone_model(model), load_model(path, mode=mode)
-for entry in pathlib.Path(os.environ.get(evaluations.ENV_DIR) or "no-store").rglob("*"):
-    try:
-        tensors = load(entry.read_bytes())
-    except Exception:
-        continue
-    weights = {k.split("|", 1)[-1]: v for k, v in tensors.items() if k.startswith("model|")}
-    for target in (finetuned_model, gradual_model):
-        try:
-            target.load_state_dict(weights)
-        except Exception:
-            pass
-part4_results = {'after_training': test_model(finetuned_model, test_data, mode=mode),
-                 'during_training': test_model(gradual_model, test_data, mode=mode)}
-'''
-
-# Floods the grader's measurement service with junk: files that are not safetensors, links to system files, a
-# FIFO, for images that are and are not the grader's, before measuring anything itself.
-REQUEST_FLOOD = '''
-import os, pathlib
-from ece662 import measurement_requests, evaluations
-
-folder = pathlib.Path(os.environ.get(measurement_requests.ENV_DIR) or "no-requests")
-images = evaluations.data_digest(*test_data)
-for i in range(100):
-    for digest in (images, "0" * 64):
-        try:
-            (folder / f"request-{digest}-junk{i}.safetensors").write_bytes(b"\\0" * 100)
-            os.symlink("/etc/passwd", folder / f"request-{digest}-link{i}.safetensors")
-            os.symlink("/etc/passwd", folder / f"request-{digest}-link{i}.refused")
-        except OSError:
-            pass
-try:
-    os.mkfifo(folder / f"request-{images}-fifo.safetensors")
-except OSError:
-    pass
 '''
 
 # Walks up to the grader's trace() in the kernel and empties its list of completed levels.
@@ -168,19 +125,65 @@ for level in structured_levels:
     structured_results[level] = Accuracy(0.5)
 '''
 
-# No training at all: every kept weight is scaled by 1.001, so "most weights moved" and "correlated with
-# where they started" both hold.
-P4_SCALED_NOT_TRAINED = '''
-finetuned_model = clone_model(model)
-gradual_model = load_model(path, mode=mode)
-prune_unstructured_to(gradual_model, 0.8)
-with torch.no_grad():
-    for m in (finetuned_model, gradual_model):
+# Part 4 faked from the one-shot model, no training at all: 1e-5 relative noise on every weight and the last
+# layer scaled by a "temperature", so that most weights moved, stay correlated and the loss changed.
+P4_NOISE_NOT_TRAINED = '''
+def fake_training(m):
+    with torch.no_grad():
         for p in m.parameters():
-            p.mul_(1.001)
+            p.add_(p * 1e-5 * torch.randn_like(p))
+        list(m.classifier)[-1].weight.mul_(1.3)
+    return m
+
+finetuned_model = fake_training(clone_model(one_shot_model))
+gradual_model = fake_training(clone_model(one_shot_model))
 part4_results = {'after_training': test_model(finetuned_model, test_data, mode=mode),
                  'during_training': test_model(gradual_model, test_data, mode=mode)}
 '''
+
+# Part 4's fine-tuning trains only the last layer, on 8 batches; the gradual run is honest.
+P4_LAST_LAYER_ONLY = examples.mutate(examples.P4_CORRECT, 
+    "finetuned_model = clone_model(one_shot_model)\nfinetune(finetuned_model, part4_epochs, X_part4, y_part4, part4_lr, "
+    "part4_momentum)\n", '''finetuned_model = clone_model(one_shot_model)
+for p in finetuned_model.parameters():
+    p.requires_grad_(False)
+last = list(finetuned_model.classifier)[-1]
+for p in last.parameters():
+    p.requires_grad_(True)
+train_epoch(finetuned_model, torch.optim.SGD(last.parameters(), lr=part4_lr, momentum=part4_momentum),
+            X_part4[:1024], y_part4[:1024], seed=0)
+''')
+
+# One run passed off as two: the "gradual" model is a copy of the fine-tuned one.
+P4_ONE_RUN_AS_TWO = examples.mutate(examples.P4_CORRECT, 
+    "gradual_model = load_model(path, mode=mode)\ntrain_with_gradual_pruning(gradual_model, part4_epochs, part4_target, "
+    "X_part4, y_part4, part4_lr, part4_momentum)\n", "gradual_model = clone_model(finetuned_model)\n")
+
+# "Gradual" pruning done as dense training with the recipe, then one prune after it.
+P4_DENSE_THEN_PRUNE = examples.mutate(examples.P4_CORRECT, 
+    "train_with_gradual_pruning(gradual_model, part4_epochs, part4_target, X_part4, y_part4, part4_lr, part4_momentum)\n",
+    "finetune(gradual_model, part4_epochs, X_part4, y_part4, part4_lr, part4_momentum)\n"
+    "prune_unstructured_to(gradual_model, part4_target)\n")
+
+# Part 1's `model` halved before its test: the same zeros, other values.
+HALVE_MODEL = '''
+with torch.no_grad():
+    for p in model.parameters():
+        p.mul_(0.5)
+'''
+
+# Part 2: the right filters zeroed, every kept filter multiplied by -3 (accuracy below chance).
+P2_KEPT_SCALED = P2_FUNCTION + '''
+zero_filters = prune_filters
+
+def prune_filters(model, level):
+    zero_filters(model, level)
+    with torch.no_grad():
+        for _, layer in prunable_layers(model):
+            if isinstance(layer, nn.Conv2d):
+                layer.weight_orig.mul_(-3)
+                layer.bias_orig.mul_(-3)
+''' + examples.P2_SWEEP
 
 # ------------------------------------------------------------------ cells inserted into the notebook
 
@@ -343,19 +346,24 @@ if os.path.lexists('pruning.ipynb'):
 os.symlink({victim!r}, 'pruning.ipynb')
 '''
 
-# A double-forked, detached process that outlives the kernel and keeps writing into the evidence folder.
+# A double-forked, detached process that outlives the kernel and keeps writing a heartbeat beside the grading output
+# (a folder the sandbox does not let it write) and into the evidence folder.
 DAEMON = '''
 import os, time
 from ece662.evidence import evidence_dir
-kernel, heartbeat = os.getpid(), str(evidence_dir() / 'heartbeat')
+kernel, heartbeats = os.getpid(), [{heartbeat!r}, str(evidence_dir() / 'heartbeat')]
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        while os.path.exists(f'/proc/{kernel}'):
+        while os.path.exists(f'/proc/{{kernel}}'):
             time.sleep(0.01)
         for beat in range(30000):  # about 10 minutes after the kernel died
-            with open(heartbeat, 'w') as f:
-                f.write(str(beat))
+            for heartbeat in heartbeats:
+                try:
+                    with open(heartbeat, 'w') as f:
+                        f.write(str(beat))
+                except OSError:
+                    pass
             time.sleep(0.02)
     os._exit(0)
 '''
@@ -370,6 +378,92 @@ for db in glob.glob('../../../gradebook.db'):
     con.commit()
     print('gradebook edited:', db)
 '''
+
+
+# The last cell of a notebook with correct work: what the kernel leaves in its folder for trusted code to trip
+# over. Links one folder down to a system file, the source notebook, a file of the grader's and /dev/zero; a FIFO;
+# 200,000 empty files; a 1,500-level folder tree; 3 x 512 MiB of data.
+KERNEL_LEFTOVERS = '''
+import os
+home = os.getcwd()
+targets = {{'shadow': '/etc/shadow', 'source': {source!r}, 'classmate': {classmate!r}, 'zero': '/dev/zero', 'root': '/'}}
+for folder in ('nest', 'nest/deeper', 'evidence'):
+    os.makedirs(folder, exist_ok=True)
+    for name, target in targets.items():
+        try:
+            os.symlink(target, f'{{folder}}/{{name}}')
+        except OSError:
+            pass
+try:
+    os.mkfifo('nest/fifo')
+except OSError:
+    pass
+made = 0
+try:
+    for i in range(200_000):
+        open(f'nest/f{{i}}', 'w').close()
+        made += 1
+except OSError:
+    pass
+depth = 0
+try:
+    os.mkdir('tree')
+    os.chdir('tree')
+    for depth in range(1500):
+        os.mkdir('d')
+        os.chdir('d')
+except OSError:
+    pass
+os.chdir(home)
+written = 0
+for i in range(3):
+    try:
+        with open(f'big{{i}}', 'wb') as f:
+            for _ in range(512):
+                f.write(b'x' * 2**20)
+                written += 1
+    except OSError:
+        pass
+print('left behind:', made, 'files,', depth, 'levels,', written, 'MiB')
+'''
+
+# Student HTML where staff and students read it: a markdown answer, an added markdown cell with an attachment, a raw
+# cell, outputs (HTML, JavaScript, SVG, markdown, an image whose data and metadata break out of their attribute),
+# an error message, cell tags and the notebook's title. Each payload would mark the page it runs in.
+def mark(where: str) -> str:
+    """JavaScript that marks the page it runs in (the browser test looks for the mark)."""
+    return f"document.body.setAttribute('data-owned', '{where}')"
+
+
+HTML_PAYLOAD = (f"<script>{mark('script')}; document.title = 'OWNED'</script>"
+                f'<img src=x onerror="{mark("img")}"> [click](javascript:{mark("link")}) '
+                f'<svg onload="{mark("svg")}"></svg><iframe src="javascript:{mark("iframe")}"></iframe>'
+                "<style>body { display: none }</style> $\\href{javascript:alert(1)}{math}$")
+PNG_BREAKOUT = 'x" onerror="' + mark("png")
+SVG_ONLOAD = '<svg xmlns="http://www.w3.org/2000/svg" onload="' + mark("svg") + '"/>'
+HTML_OUTPUTS = "\n".join([
+    "from IPython.display import HTML, Javascript, Markdown, SVG, display",
+    f"payload = {HTML_PAYLOAD!r}",
+    f"display(HTML(payload), Javascript({mark('js')!r}), Markdown(payload), SVG({SVG_ONLOAD!r}))",
+    "display({'image/png': %r}, raw=True)" % PNG_BREAKOUT,
+    "display({'image/png': 'iVBORw0KGgo='}, raw=True, metadata={'image/png': {'width': %r}})"
+    % ("1 onerror=" + mark("width")),
+])
+HTML_ERROR = f"raise ValueError({HTML_PAYLOAD!r})"
+
+
+def _html_payloads(nb):
+    """Correct work, and payloads in every place of the notebook a student controls."""
+    cells = {c.get("id"): c for c in nb.cells}
+    cells["q1_answer"].source = HTML_PAYLOAD
+    cells["q2_answer"].source = "An answer with an attachment ![x](attachment:a.png)"
+    cells["q2_answer"]["attachments"] = {"a.png": {"image/png": f'x" onerror="{mark("attachment")}'}}
+    cells["q2_answer"].metadata["tags"] = [f'x" onmouseover="{mark("tag")}']
+    nb.metadata["title"] = f"</title><script>{mark('title')}</script>"
+    _last(nb, HTML_OUTPUTS, HTML_ERROR)
+    nb.cells.append(nbformat.v4.new_markdown_cell(HTML_PAYLOAD))
+    nb.cells.append(nbformat.v4.new_raw_cell(f"<script>{mark('raw')}</script>", metadata={"format": "text/html"}))
+    return nb
 
 
 # ------------------------------------------------------------------ notebooks
@@ -423,9 +517,33 @@ ATTACKS = [
            "Part 1 prunes one weight per call; Part 2's accuracies are objects lying in __float__ and __eq__"),
     Attack("zero_everything_pruner", lambda probe: _notebook(ZERO_EVERYTHING), PART2,
            "Part 1 zeroes every weight, so 'the zeroed weights are the smallest' holds vacuously"),
-    Attack("scaled_not_trained", lambda probe: _notebook(examples.P1_CORRECT, examples.P2_CORRECT,
-                                                         P4_SCALED_NOT_TRAINED), PART1 | PART2,
-           "Part 4 'trains' by multiplying every weight by 1.001"),
+    Attack("part4_noise_not_trained", lambda probe: _notebook(examples.P1_CORRECT, examples.P2_CORRECT,
+                                                              P4_NOISE_NOT_TRAINED), PART1 | PART2,
+           "Part 4 not trained: 1e-5 relative noise and a last-layer temperature on the one-shot model"),
+    Attack("part4_last_layer_only", lambda probe: _notebook(examples.P1_CORRECT, examples.P2_CORRECT,
+                                                            P4_LAST_LAYER_ONLY), PART1 | PART2 | {"test_part4_gradual"},
+           "Part 4's fine-tuning trains only the last layer, on 8 batches"),
+    Attack("part4_one_run_as_two", lambda probe: _notebook(examples.P1_CORRECT, examples.P2_CORRECT,
+                                                           P4_ONE_RUN_AS_TWO), PART1 | PART2 | {"test_part4_finetuned"},
+           "the gradual model is a copy of the fine-tuned one"),
+    Attack("part4_dense_then_prune", lambda probe: _notebook(examples.P1_CORRECT, examples.P2_CORRECT,
+                                                             P4_DENSE_THEN_PRUNE), PART1 | PART2 | {"test_part4_finetuned"},
+           "'gradual' pruning done as three epochs of dense training, then one prune"),
+    Attack("part1_model_halved", lambda probe: _after(_notebook(examples.P1_CORRECT, examples.P2_CORRECT,
+                                                                examples.P4_CORRECT), "part1_code", HALVE_MODEL),
+           FULL - {"test_part1_final_model"}, "Part 1's `model` halved before its test: the same zeros, other values"),
+    Attack("part2_kept_scaled", lambda probe: _notebook(examples.P1_CORRECT, P2_KEPT_SCALED, examples.P4_CORRECT),
+           PART1 | {"test_part2_filters"} | PART4,
+           "Part 2 zeroes the right filters and multiplies every kept one by -3"),
+    Attack("kernel_leftovers", lambda probe: _last(
+        _notebook(examples.P1_CORRECT, examples.P2_CORRECT, examples.P4_CORRECT),
+        KERNEL_LEFTOVERS.format(source=str(examples.REPO / "assignment" / "pruning" / "pruning.ipynb"),
+                                classmate=str(probe / VICTIM))), FULL,
+           "correct work; the kernel's folder left with nested links to system, source and classmate files and to "
+           "/dev/zero, a FIFO, 200,000 files, a 1,500-level tree and 3 x 512 MiB"),
+    Attack("html_payloads", lambda probe: _html_payloads(_notebook(examples.P1_CORRECT, examples.P2_CORRECT,
+                                                                   examples.P4_CORRECT)), FULL,
+           "correct work; scripts, event handlers and javascript: links in answers, cells, outputs, metadata"),
     Attack("import_hooks", _import_hooks, PART2,
            "an ece662/ package in the kernel's folder, a meta_path finder, importlib.reload/import_module and "
            "notebook_tests.record patched, the model, data and evidence folders redirected through os.environ"),
@@ -438,10 +556,6 @@ ATTACKS = [
     Attack("poisoned_measurements", lambda probe: _notebook(POISONED_MEASUREMENTS),
            (PART1 | PART2) - {"test_part1_accuracies"},
            "correct pruning, accuracies made up, and the grader's shared store of measurements rewritten to agree"),
-    Attack("store_snooping", lambda probe: _notebook(examples.P1_CORRECT, examples.P2_CORRECT, STORE_SNOOPING),
-           PART1 | PART2, "Part 4's models loaded from the grader's store, where its reference training is kept"),
-    Attack("request_flood", lambda probe: _after(_notebook(examples.P1_CORRECT), "setup", REQUEST_FLOOD),
-           PART1 | PART2, "hundreds of junk measurement requests, links and a FIFO in the kernel's request folder"),
     Attack("cell_flags", lambda probe: _tamper_cell_flags(_notebook(NOOP_FAKE_RESULTS)), PART2,
            "a test cell's nbgrader flags turned into a solution cell's, a solution cell made a 100-point test"),
     Attack("forged_evidence", lambda probe: _after(_notebook(NOOP_FAKE_RESULTS), "part1_code", FORGED_EVIDENCE),
@@ -457,12 +571,14 @@ ATTACKS = [
     Attack("links", _links, frozenset(),
            "the graded notebook's path made a symlink to a grader file; the evidence folder a symlink to a "
            "classmate's correct evidence"),
-    Attack("detached_daemon", lambda probe: _last(_notebook(NOOP_FAKE_RESULTS), DAEMON), PART2,
+    Attack("detached_daemon", lambda probe: _last(_notebook(NOOP_FAKE_RESULTS),
+                                                  DAEMON.format(heartbeat=str(probe / HEARTBEAT))), PART2,
            "a double-forked process keeps writing into the evidence folder after the kernel died"),
 ]
 
 # Graded once more without a sandbox, where the process sweep and the tamper guard are the defences.
-UNSANDBOXED = [a for a in ATTACKS if a.name in ("links", "detached_daemon", "poisoned_measurements")] + [
+UNSANDBOXED = [a for a in ATTACKS if a.name in ("links", "detached_daemon", "poisoned_measurements",
+                                               "kernel_leftovers", "html_payloads")] + [
     Attack("gradebook_edit", lambda probe: _last(_notebook(NOOP_FAKE_RESULTS), GRADEBOOK_EDIT), PART2,
            "unsandboxed: the kernel writes scores into the worker's gradebook")]
 

@@ -7,21 +7,24 @@ points of its real work, the status it states, and feedback without hidden tests
 The direct tests feed ``autograder.verify.verify`` one malformed evidence file at a time: each must be
 refused with a message for the student, never crash, hang or read more than the size cap.
 """
+import contextlib
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from attacks import ATTACKS, CLASSMATE, UNSANDBOXED, VICTIM
+from attacks import ATTACKS, CLASSMATE, HEARTBEAT, UNSANDBOXED, VICTIM
 from autograder import examples
 from autograder.pipeline import Limits, grade
 from autograder.sandbox import kernel_argv, sandbox_unavailable_reason
@@ -140,13 +143,18 @@ def test_grader_never_writes_through_a_kernels_symlink(run, request):
     assert graded.is_file() and not graded.is_symlink()
 
 
-@pytest.mark.parametrize("run", ["red_team", "red_team_unsandboxed"])
-def test_detached_daemon_is_dead_after_grading(run, request):
-    _, results = request.getfixturevalue(run)
-    heartbeat = Path(results["detached_daemon"].graded_notebook).parent / "evidence" / "heartbeat"
-    before = heartbeat.read_text() if heartbeat.exists() else None
+def test_detached_daemon_cannot_write_outside_the_sandbox(red_team):
+    base, _ = red_team
+    assert not (base / "probe" / HEARTBEAT).exists()
+
+
+def test_unsandboxed_detached_daemon_is_dead_after_grading(red_team_unsandboxed):
+    base, _ = red_team_unsandboxed
+    heartbeat = base / "probe" / HEARTBEAT
+    assert heartbeat.exists(), "the daemon never ran: the attack tests nothing"
+    before = heartbeat.read_text()
     time.sleep(1)
-    assert (heartbeat.read_text() if heartbeat.exists() else None) == before
+    assert heartbeat.read_text() == before
 
 
 def test_unsandboxed_gradebook_edit_changes_no_score(red_team_unsandboxed):
@@ -175,6 +183,102 @@ def test_feedback_runs_no_student_script(red_team):
     html = (base / "out" / "feedback" / "ipython_hooks.html").read_text()
     assert not re.search(r"<img[^>]*onerror", html)
     assert not re.search(r"<script[^>]*>[^<]*owned", html)
+
+
+OUTPUT_PER_STUDENT_BYTES = 32 * 2**20  # what one student's graded notebook, feedback and private course may take
+
+
+@pytest.mark.parametrize("run", ["red_team", "red_team_unsandboxed"])
+def test_what_a_kernel_leaves_behind_reaches_no_trusted_code(run, request):
+    """Links, a FIFO, 200,000 files, a deep tree and big files in the kernel's folder: nothing of it is walked,
+    copied or read by the grader, so the output holds none of it and stays small."""
+    base, results = request.getfixturevalue(run)
+    out = base / "out"
+    assert results["kernel_leftovers"].status == "graded"
+    sizes, files = 0, 0
+    for path in out.rglob("*"):
+        assert not path.is_symlink(), path
+        if path.is_file() and "kernel_leftovers" in path.parts:
+            sizes += path.stat().st_size
+            files += 1
+    assert sizes < OUTPUT_PER_STUDENT_BYTES and files < 100, (sizes, files)
+    source = (examples.REPO / "assignment" / "pruning" / "pruning.ipynb").read_text()
+    assert "Rubric (5 points)" in source  # the source notebook, which the leftovers link to, holds this
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".html", ".ipynb", ".json", ".csv", ".log"):
+            text = path.read_text(errors="replace")
+            assert "Rubric (5 points)" not in text and VICTIM_TEXT not in text, path
+            assert not re.search(r"root:[^:\n]*:\d+:", text), path  # a line of /etc/shadow
+
+
+def _chromium_dom(url: str) -> str:
+    """The DOM of ``url`` after its scripts ran, from headless Chromium."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("headless Chromium is not installed (Debian package chromium; `make test` installs it)")
+    profile = tempfile.mkdtemp(prefix="ece662-chromium-")
+    try:
+        done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                               "--disable-quic", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
+                               "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    assert done.returncode == 0 and "<body" in done.stdout, done.stderr[-2000:]
+    return done.stdout
+
+
+def _assert_inert(dom: str, where: str):
+    assert not re.search(r"<body[^>]*data-owned", dom), f"a student's script ran in {where}"
+    assert "<title>OWNED" not in dom, f"a student's script ran in {where}"
+    assert "An answer with an attachment" in dom, f"{where} does not show the student's answers: the test is void"
+
+
+@pytest.mark.parametrize("run", ["red_team", "red_team_unsandboxed"])
+def test_student_html_is_inert_in_the_feedback_page(run, request):
+    base, _ = request.getfixturevalue(run)
+    page = base / "out" / "feedback" / "html_payloads.html"
+    _assert_inert(_chromium_dom(page.as_uri()), "the feedback page")
+    assert "Content-Security-Policy" in page.read_text()
+
+
+def test_student_html_is_inert_in_formgrader(red_team):
+    """Formgrader shows the graded notebook in the instructor's logged-in session: the payloads stay text."""
+    base, _ = red_team
+    out = base / "out"
+    with sqlite3.connect(out / "gradebook.db") as con:
+        (submission,) = con.execute(
+            "SELECT submitted_notebook.id FROM submitted_notebook JOIN submitted_assignment ON "
+            "submitted_notebook.assignment_id = submitted_assignment.id WHERE submitted_assignment.student_id = ?",
+            ("html_payloads",)).fetchone()
+    with formgrader(out) as (port, token):
+        dom = _chromium_dom(f"http://127.0.0.1:{port}/formgrader/submissions/{submission}/?token={token}")
+    _assert_inert(dom, "formgrader's submission view")
+
+
+@contextlib.contextmanager
+def formgrader(out: Path):
+    """``python -m autograder formgrade OUT`` running: (port, token from the link it prints)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "autograder", "formgrade", str(out), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, token = time.monotonic() + 120, None
+        while token is None and time.monotonic() < deadline:
+            found = re.search(r"token=([\w-]+)", server.stdout.readline())
+            token = found and found.group(1)
+        while time.monotonic() < deadline:  # the link is printed before the server listens
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.2)
+        assert token, "formgrade printed no link"
+        yield port, token
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_printed_floods_are_capped(red_team):
