@@ -1,6 +1,7 @@
 # Two commands do all set-up (see README):  make demo   and   make test
 # Both create .venv and install the project into it (reinstalling only when pyproject.toml changes),
-# and install bubblewrap, the kernel sandbox for grading, where apt-get can (Linux, as root).
+# and install bubblewrap (the kernel sandbox for grading) and chromium (the tests open the pages people read in a
+# real browser) where apt-get can (Linux, as root).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -9,17 +10,19 @@ STAMP  := $(VENV)/.installed
 .PHONY: demo test test-gradescope bench release model clean
 
 $(STAMP): pyproject.toml
-	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
-	  { apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q bubblewrap >/dev/null 2>&1; }; }; } || \
-	  echo "note: bubblewrap is not installed; grading will run kernels without a sandbox"
+	@for tool in bwrap:bubblewrap chromium:chromium; do \
+	  command -v $${tool%%:*} >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { apt-get install -y -q $${tool##*:} >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $${tool##*:} >/dev/null 2>&1; }; }; } || \
+	    echo "note: $${tool##*:} is not installed ($${tool%%:*}: the kernel sandbox / the browser tests of pages)"; \
+	done
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,tensorflow]'
+	$(PY) -m pip install -q -e '.[dev,grading,tensorflow]'
 	touch $(STAMP)
 
 demo: $(STAMP)        ## the main job end to end on the best data available
-	$(PY) -m autograder.demo
+	$(PY) -m demo
 
 test: $(STAMP)        ## the whole test suite (what CI runs)
 	$(PY) -m pytest

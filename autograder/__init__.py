@@ -1,1 +1,8 @@
-"""Instructor tools: release generation, autograding pipeline and the end-to-end demo."""
+"""What course staff run, never shipped to students: ``python -m autograder`` (``cli.py``).
+
+* ``course/``: a whole course: collecting submissions, the grading run, grades, feedback, formgrader, release;
+* ``worker/``: one submission: the job, the contained kernel, the verifier, the typed result;
+* ``gradescope/``: the same grading as a Gradescope autograder bundle;
+* ``nbgrader_course.py``: where the assignment lives and every nbgrader setting;
+* ``reference.py``: the reference solution (the grader runs Part 4's recipe with it).
+"""

@@ -9,7 +9,7 @@ The Gradescope bundle has its own entry point: ``python -m autograder.gradescope
 """
 import sys
 
-from . import cli
+from autograder import cli
 
 if __name__ == "__main__":
     sys.exit(cli.main())

@@ -2,10 +2,10 @@
 import argparse
 import sys
 
-from .course import release
-from .export import export
-from .formgrade import serve
-from .pipeline import Limits, grade
+from autograder.course.export import export
+from autograder.course.formgrade import serve
+from autograder.course.pipeline import Limits, grade
+from autograder.course.release import release
 
 
 def _parser() -> argparse.ArgumentParser:

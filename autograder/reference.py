@@ -2,13 +2,12 @@
 
 The source notebook's solution cells do exactly this (``tests/test_reference.py``
 runs both and compares the weights); the example submissions are built from
-it (``reference/examples.py``); the grader runs Part 4's recipe with it
-(``autograder/recipe.py``). The grading container and the instructor's
+it (``demo/examples.py``); the grader runs Part 4's recipe with it
+(``autograder/worker/recipe.py``). The grading container and the instructor's
 machine hold it; no kernel can read it (bubblewrap shows kernels only the
 ``ece662`` package; on Gradescope this folder is mode 0700).
 """
 import numpy as np
-
 
 # ------------------------------------------------------------------ PyTorch
 

@@ -52,8 +52,8 @@ def prepare(work: Path, size: str, train_images: int, epochs: int) -> dict:
 def train_model(setup: dict) -> None:
     """Train the bench model on a class-balanced prefix of the training split, unless one for this data exists."""
     from ece662 import data_utils, train
-    from ece662.model import ARCHITECTURE, DEFAULT_CONFIG
-    from ece662.pruning_helper import accuracy, model_path, read_checkpoint, save_checkpoint
+    from ece662.architecture import DEFAULT_CONFIG
+    from ece662.pruning_helper import accuracy, effective_state_dict, model_path, read_checkpoint, save_checkpoint
 
     path = model_path("torch")
     data = data_utils.get_CINIC10_data(num_training=setup["train_images"], verbose=False)
@@ -63,7 +63,7 @@ def train_model(setup: dict) -> None:
     acc = accuracy(model, data["X_test"], data["y_test"])
     meta = {"dataset": data_utils.active_dataset(), "test_accuracy": acc,
             "training": {"epochs": setup["epochs"], "train_images": setup["train_images"], "purpose": "benchmark"}}
-    save_checkpoint(model, path, ARCHITECTURE, DEFAULT_CONFIG, meta)
+    save_checkpoint(effective_state_dict(model), path, DEFAULT_CONFIG, meta)
     print(f"bench model: test accuracy {acc:.4f} on {len(data['y_test'])} images")
 
 

@@ -11,7 +11,7 @@ side keeps its best round. Neither side's set-up (stock's
 Phases of an autograde come from ``GradingResult.phases`` (recorded by the
 worker, LimitedExecute and the verifier); what the worker does not see (its
 own start and imports, the pipeline's start and the merge) is timed here by
-wrapping ``autograder.pipeline.run_worker`` and ``autograder.pipeline.finish``
+wrapping ``run_worker`` and ``finish`` in ``autograder/course/pipeline.py``
 while ``grade`` runs.
 """
 import os
@@ -56,7 +56,7 @@ def autograde_phases(result, wall_s: float) -> dict:
     phases = result.phases
     cells = phases.get("cells_s", {})
     kernel, verify = phases.get("kernel_start_s", 0.0), phases.get("verify_s", 0.0)
-    autograde, feedback = phases.get("autograde_s", 0.0), phases.get("feedback_s", 0.0)
+    autograde = phases.get("autograde_s", 0.0)
     return {
         "waiting_s": phases.get("waiting_s", 0.0),  # for a notebook slot (the previous kernel still running)
         # process start (a spare's imports overlap the previous student), job and result files
@@ -64,27 +64,24 @@ def autograde_phases(result, wall_s: float) -> dict:
         "setup_s": phases.get("setup_s", 0.0),  # private course, submission checks, fingerprints
         "kernel_start_s": kernel,  # in the sandbox, until the first code cell
         "cells_s": cells,  # each code cell, by cell id (the setup cell holds the kernel's imports)
-        "verify_s": verify,  # loading and checking the evidence
-        "measurements_made": phases.get("measurements_made", 0),  # by the verifier (ece662/evaluations.py)
+        "verify_s": verify,  # loading and checking the evidence, Part 4's recipe run when its start is new
+        "measurements_made": phases.get("measurements_made", 0),  # accuracies and recipe runs, by the verifier
         "measurements_reused": phases.get("measurements_reused", 0),  # found in the shared store
-        "measured_on_request": phases.get("measured_on_request", 0),  # by the worker, for the kernel
         "scores_s": autograde - kernel - sum(cells.values()) - verify,  # nbgrader's other steps, score saving
-        "feedback_s": feedback,
-        # gradebook copy, nbgrader API start, reading scores, the tamper guard's second fingerprint
-        "worker_rest_s": result.seconds - phases.get("setup_s", 0.0) - autograde - feedback,
+        # gradebook copy, nbgrader API start, the tamper guard's second fingerprint, the scores written
+        "worker_rest_s": result.seconds - phases.get("setup_s", 0.0) - autograde,
         "wall_s": wall_s,
     }
 
 
 def run_ours(submissions: Path, out: Path, workers: int) -> dict:
     """Our pipeline over ``submissions`` into ``out`` (every submission regraded); wall time and phases."""
-    from autograder import pipeline, premeasure
+    from autograder.course import pipeline
 
     pipeline.prepare_template(out)  # like stock's generate_assignment: set-up, not timed
-    shutil.rmtree(out / "evaluations", ignore_errors=True)  # a first grading run: no measurements to reuse
-    workers_done, merges, premeasured = [], [], []
-    with timed_calls(pipeline, "run_worker", workers_done), timed_calls(pipeline, "finish", merges), \
-            timed_calls(premeasure, "measure_references", premeasured):
+    shutil.rmtree(out / "measurements", ignore_errors=True)  # a first grading run: nothing measured to reuse
+    workers_done, merges = [], []
+    with timed_calls(pipeline, "run_worker", workers_done), timed_calls(pipeline, "finish", merges):
         started = time.perf_counter()
         results = pipeline.grade(submissions, out, workers=workers, force=True, verbose=False)
         total_s = time.perf_counter() - started
@@ -93,7 +90,6 @@ def run_ours(submissions: Path, out: Path, workers: int) -> dict:
         "total_s": total_s, "workers": workers,
         "pipeline_start_s": first_worker - started,  # collecting, sandbox check, template check, data cache
         "merge_s": sum(end - start for start, end, _ in merges),
-        "premeasure_s": sum(end - start for start, end, _ in premeasured),  # once per course (autograder/premeasure.py)
         "phases": {r.student: autograde_phases(r, end - start) for start, end, r in workers_done},
         "scores": {r.student: r.autograded_score() for r in results},
         "seconds": {r.student: r.seconds for r in results},
@@ -118,7 +114,7 @@ def floor(run: dict, stock: dict, cores: int) -> dict:
     return {"cpu_s": run["cpu_s"], "cores": cores, "floor_s": floor_s, "max_vs_stock": stock["total_s"] / floor_s,
             "stock_cpu_s": stock["cpu_s"], "busy_cores": run["cpu_s"] / run["total_s"],
             "part4_cell_s": {student: ph["cells_s"].get("part4_code", 0.0) for student, ph in run["phases"].items()},
-            "premeasure_s": run["premeasure_s"]}
+            "verify_s": {student: ph["verify_s"] for student, ph in run["phases"].items()}}
 
 
 def cpu_seconds() -> float:
@@ -163,8 +159,8 @@ def compare_with_stock(folder: Path, subs: dict[str, Path], work: Path, rounds: 
 
 def grading_times(work: Path, submissions: int, rounds: int = 1) -> dict:
     """Solution notebook run, one autograde's phases, our pipeline with 1 vs 2 workers and vs stock nbgrader."""
-    from autograder.demo import execute_solution
-    from autograder.examples import write_examples
+    from demo.end_to_end import execute_solution
+    from demo.examples import write_examples
 
     _, notebook_s = execute_solution(work / "solution")
     folder = work / "submissions"

@@ -17,7 +17,7 @@ import torch.nn.utils.prune as prune
 from PIL import Image
 from torch import nn
 
-from autograder.course import REPO
+from autograder.nbgrader_course import REPO
 from ece662 import data_utils
 from ece662._allocator import keep_freed_memory_mapped
 from ece662.compaction import remove_zero_filters

@@ -2,7 +2,7 @@
 
 The bench builds a throw-away course folder whose ``nbgrader_config.py`` names
 only the course folders and ``Execute.timeout = 120`` (not
-``autograder/course.py``'s settings, which install this project's
+``autograder/nbgrader_course.py``'s settings, which install this project's
 preprocessors), generates the assignment from ``assignment/``, and times
 ``nbgrader autograde`` and ``nbgrader generate_feedback`` as subprocesses in
 the bench's environment (same data, cache and model). Nothing verifies the
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from autograder.course import ASSIGNMENT, NOTEBOOK, REPO, SOURCE_DIR
+from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, REPO, SOURCE_DIR
 
 STOCK_CONFIG = """c = get_config()  # noqa: F821 (provided by nbgrader)
 c.CourseDirectory.root = {root!r}

@@ -7,9 +7,8 @@ matching input channels of the next conv and the matching input columns of
 the first Linear layer (the Flatten maps channel c to columns
 c*H*W ... (c+1)*H*W - 1).
 
-Kept channels are rounded up to a multiple of 8 with all-zero filters: CPU
-kernels vectorise over 8 channels, and 8/16/16 channels run faster than
-7/13/13 (measured on 2 cores: 4.1 vs 5.5 ms per batch of 256).
+Kept channels are rounded up to a multiple of ``CHANNEL_MULTIPLE`` (8) with
+all-zero filters (see ``ece662/architecture.py``).
 
 A zeroed filter still outputs its bias (a constant map), which the compacted
 model drops: it equals the pruned model with those filters' biases zeroed
@@ -18,11 +17,9 @@ too, and is exactly equal when they already were.
 import torch
 from torch import nn
 
-from .model import ARCHITECTURE, DEFAULT_CONFIG, SmallCNN, build_model
+from .architecture import ARCHITECTURE, CHANNEL_MULTIPLE, DEFAULT_CONFIG
+from .model import SmallCNN, build_model
 from .pruning_helper import _keras_dispatch, effective_weight
-
-
-CHANNEL_MULTIPLE = 8
 
 
 def kept_filters(conv: nn.Conv2d, multiple: int = CHANNEL_MULTIPLE) -> torch.Tensor:

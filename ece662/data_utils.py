@@ -42,6 +42,8 @@ CACHE_VERSION = 1
 LISTING_STAMP = "listing.json"  # in a dataset's cache folder: the folders' mtimes when last listed
 RACY_NS = 2_000_000_000  # a folder modified this close to its listing is listed again
 DEFAULT_NUM_TEST = 5000
+EVAL_BATCH_SIZE = 256  # images per batch when evaluating (test_model, in both frameworks)
+TRAIN_BATCH_SIZE = 128  # images per mini-batch of train_epoch (both frameworks) and of the course model's training
 
 _active_dataset = None  # description of the dataset the last get_CINIC10_data() call loaded
 

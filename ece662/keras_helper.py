@@ -53,12 +53,10 @@ except ImportError as exc:
 
 from . import data_utils
 from ._allocator import keep_freed_memory_mapped
-from .compaction import CHANNEL_MULTIPLE
-from .keras_model import (
-    ARCHIVE_HEADER, CANONICAL_PREFIX, CONV_LAYERS, INPUT_SHAPE, archive_header, canonical_state, from_canonical,
-)
-from .model import ARCHITECTURE, DEFAULT_CONFIG
-from .pruning_helper import CHECKPOINT_FORMAT, EVAL_BATCH_SIZE, ModelFileError, check_model_file, model_file_format
+from .architecture import ARCHITECTURE, CANONICAL_PREFIX, CHANNEL_MULTIPLE, CONV_LAYERS, DEFAULT_CONFIG
+from .checkpoint import CHECKPOINT_FORMAT, ModelFileError, check_model_file, model_file_format
+from .data_utils import EVAL_BATCH_SIZE, TRAIN_BATCH_SIZE
+from .keras_model import ARCHIVE_HEADER, INPUT_SHAPE, archive_header, canonical_state, from_canonical
 
 _MEAN = np.asarray(data_utils.CINIC10_MEAN, dtype=np.float32) * np.float32(255)
 _STD = np.asarray(data_utils.CINIC10_STD, dtype=np.float32) * np.float32(255)
@@ -168,7 +166,7 @@ def _seed_dropout(model, seed: int) -> None:
             generator.state.assign(np.asarray([(seed * 1_000_003 + index) % 2**31, 0], dtype=generator.state.dtype))
 
 
-def train_epoch(model, optimizer, X, y, batch_size: int = 128, seed=0, scheduler=None, progress=None) -> float:
+def train_epoch(model, optimizer, X, y, batch_size: int = TRAIN_BATCH_SIZE, seed=0, scheduler=None, progress=None) -> float:
     """One epoch of training a Keras model on uint8 NHWC images ``X``; returns the mean loss.
 
     The Keras counterpart of ``pruning_helper.train_epoch``: shuffled mini-batches, the course

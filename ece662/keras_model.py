@@ -30,12 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import ARCHITECTURE, DEFAULT_CONFIG
+from .architecture import ARCHITECTURE, CANONICAL_PREFIX, CONV_LAYERS, DEFAULT_CONFIG
+from .checkpoint import CHECKPOINT_FORMAT, ModelFileError
 
-# Keras layer name -> torch SmallCNN state_dict prefix
-CANONICAL_PREFIX = {"conv1": "features.0", "conv2": "features.3", "conv3": "features.6",
-                    "fc1": "classifier.1", "fc2": "classifier.4"}
-CONV_LAYERS = ("conv1", "conv2", "conv3")
 ARCHIVE_HEADER = "ece662.json"
 KERAS_WEIGHTS = "model.weights.h5"
 INPUT_SHAPE = (32, 32, 3)
@@ -145,8 +142,6 @@ def read_keras_checkpoint(path) -> dict:
 
     Raises ModelFileError naming the file when it is not an ece662 Keras archive.
     """
-    from .pruning_helper import CHECKPOINT_FORMAT, ModelFileError
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No model file at {path}. Train one with `python -m ece662.train --mode tensorflow`.")

@@ -8,8 +8,7 @@ exercise produces. ``features`` and ``classifier`` are plain
 import torch
 from torch import nn
 
-ARCHITECTURE = "SmallCNN"
-DEFAULT_CONFIG = {"channels": [32, 64, 64], "hidden": 128, "dropout": 0.5, "num_classes": 10}
+from .architecture import ARCHITECTURE, DEFAULT_CONFIG
 
 
 class SmallCNN(nn.Module):
@@ -44,7 +43,7 @@ def build_model(architecture: str = ARCHITECTURE, config: dict | None = None) ->
 def from_canonical(state: dict) -> SmallCNN:
     """The course SmallCNN (eval mode) with weights from a canonical state: {state_dict name: array or tensor}.
 
-    Evidence of either framework is in this layout (see ``ece662/evidence.py``), so one evaluator serves both.
+    Evidence of either framework is in this layout (see ``ece662/grading/evidence.py``), so one evaluator serves both.
     """
     model = build_model()
     model.load_state_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in state.items()})

@@ -17,10 +17,8 @@ with its masks, and ``train_epoch`` trains one epoch (Part 4's fine-tuning).
 """
 import functools
 import io
-import time
-import os
 import sys
-import zipfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,21 +29,22 @@ from tqdm.auto import tqdm
 
 from . import data_utils
 from ._allocator import keep_freed_memory_mapped
-from .paths import model_path  # noqa: F401 (the notebook imports it from here)
+from .architecture import ARCHITECTURE
+from .checkpoint import (  # noqa: F401 (ModelFileError: the notebook's and students' own code catch it)
+    CHECKPOINT_FORMAT,
+    ModelFileError,
+    atomic_save,
+    check_model_file,
+    fold_pruning,
+    model_file_format,
+    read_checkpoint,
+    read_torch_file,
+    save_checkpoint,
+)
+from .data_utils import EVAL_BATCH_SIZE, TRAIN_BATCH_SIZE
+from .model import build_model
 from .paths import check_mode as _check_mode
-from .model import ARCHITECTURE, SmallCNN, build_model
-
-CHECKPOINT_FORMAT = "ece662-checkpoint"
-EVAL_BATCH_SIZE = 256
-TRAIN_BATCH_SIZE = 128
-
-
-class ModelFileError(ValueError):
-    """A model file that cannot be used; the message names the file and the fix."""
-
-
-class ModelFileNotFoundError(ModelFileError, FileNotFoundError):
-    """No model file at the path given."""
+from .paths import model_path  # noqa: F401 (the notebook imports it from here)
 
 
 def _keras_dispatch(fn):
@@ -61,125 +60,6 @@ def _keras_dispatch(fn):
             return getattr(keras_helper, fn.__name__)(model, *args, **kwargs)
         return fn(model, *args, **kwargs)
     return dispatch
-
-
-ZIP_MAGIC = b"PK\x03\x04"
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-PICKLE_PROTOCOL_2_PLUS = b"\x80"  # torch's legacy (non-zip) format starts with a pickle
-
-
-def model_file_format(path) -> str:
-    """What a model file is, from its bytes: 'torch', 'keras', 'hdf5', 'incomplete-zip', 'empty' or 'unknown'.
-
-    'torch' is a ``torch.save`` file (zip archive, or the legacy pickle format); 'keras' a ``.keras``
-    archive; 'hdf5' a Keras 2 ``.h5`` file; 'incomplete-zip' a zip archive cut off before its end.
-    """
-    with open(path, "rb") as file:
-        head = file.read(8)
-    if not head:
-        return "empty"
-    if head.startswith(HDF5_MAGIC):
-        return "hdf5"
-    if head.startswith(PICKLE_PROTOCOL_2_PLUS):
-        return "torch"
-    if not head.startswith(ZIP_MAGIC):
-        return "unknown"
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return "incomplete-zip"
-    if any(name.endswith("data.pkl") for name in names):
-        return "torch"
-    if "config.json" in names and any(name.endswith(".weights.h5") for name in names):
-        return "keras"
-    return "unknown"
-
-
-def check_model_file(path, mode: str = "torch") -> Path:
-    """``path`` as a Path if it is a file that ``mode`` could load; else a one-sentence error naming the fix.
-
-    Checks what both frameworks share: missing file, folder, empty file, a file of the other framework.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise ModelFileNotFoundError(
-            f"No model file at {path}: check the path; `save_model(model, path)` writes one, and the course "
-            "model comes with the course (or `python -m ece662.train` trains it)."
-        )
-    if path.is_dir():
-        raise ModelFileError(f"{path} is a folder, not a model file: pass the path of the model file inside it.")
-    found = model_file_format(path)
-    if found == "empty":
-        raise ModelFileError(
-            f"{path} is empty (0 bytes), so the save or copy that wrote it was interrupted: save the model "
-            "again with `save_model(model, path)`, or copy the file again."
-        )
-    if mode == "torch" and found in ("keras", "hdf5"):
-        raise ModelFileError(f"{path} is a Keras/TensorFlow model file: load it with mode='tensorflow'.")
-    if mode == "tensorflow" and found == "torch":
-        raise ModelFileError(f"{path} is a PyTorch model file: load it with mode='torch'.")
-    return path
-
-
-def _resave_advice() -> str:
-    return "save the model again with `save_model(model, path)`, or copy the course's torch.model again"
-
-
-def _read_torch_file(path: Path, trust_pickle: bool):
-    """``torch.load`` of ``path`` on the CPU; torch's own error text (unsafe-loading advice, ANSI codes) never shown."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except Exception:  # torch raises many types here; the message says which case it is
-        raise _unreadable_torch_file_error(path, trust_pickle) from None
-
-
-def _unreadable_torch_file_error(path: Path, trust_pickle: bool) -> ModelFileError:
-    found = model_file_format(path)
-    if found == "incomplete-zip":
-        return ModelFileError(
-            f"{path} is an incomplete PyTorch file (it ends after {path.stat().st_size:,} bytes, before the end "
-            f"of its archive, e.g. an interrupted save or copy): {_resave_advice()}."
-        )
-    if found != "torch":
-        return ModelFileError(
-            f"{path} is not a PyTorch model file (neither a torch.save archive nor a pickle): pass the file that "
-            "`save_model(model, path)` wrote, or the course model `model_path('torch')`."
-        )
-    if trust_pickle:
-        return ModelFileError(
-            f"{path} could not be unpickled even with trust_pickle=True: import or define the classes it was "
-            f"saved with first, or {_resave_advice()}."
-        )
-    return ModelFileError(
-        f"{path} holds pickled Python objects ({_pickled_names(path)}), e.g. from `torch.save(model)`, which "
-        "load_model does not unpickle because unpickling runs code from the file: re-save the model with "
-        "`save_model(model, path)` where you built it, or, only for a file you made yourself, load it with "
-        "`load_model(path, trust_pickle=True)`."
-    )
-
-
-def _pickled_names(path: Path) -> str:
-    """The classes a pickle needs, most specific first (e.g. 'ece662.model.SmallCNN, ...')."""
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except Exception:  # a damaged archive: the caller's message still holds
-        return "classes that cannot be listed"
-    own = [n for n in names if not n.startswith(("torch.", "collections.", "builtins."))]
-    listed = own + [n for n in names if n not in own]
-    return ", ".join(listed[:3]) + (", ..." if len(listed) > 3 else "")
-
-
-def fold_pruning(state: dict) -> dict:
-    """A state_dict with every ``X_orig``/``X_mask`` pair (torch.nn.utils.prune) replaced by ``X = orig * mask``."""
-    folded = {}
-    for key, value in state.items():
-        base = key[: -len("_orig")] if key.endswith("_orig") else None
-        if base is not None and base + "_mask" in state:
-            folded[base] = value * state[base + "_mask"]
-        elif not (key.endswith("_mask") and key[: -len("_mask")] + "_orig" in state):
-            folded[key] = value
-    return folded
 
 
 def course_config(state: dict) -> dict | None:
@@ -237,18 +117,6 @@ def model_metadata(path, mode: str = "torch") -> dict:
     return read_checkpoint(path).get("meta", {})
 
 
-def read_checkpoint(path) -> dict:
-    """The course checkpoint at ``path``, validated; raises ModelFileError naming the file and the fix."""
-    path = check_model_file(path, "torch")
-    ckpt = _read_torch_file(path, trust_pickle=False)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ModelFileError(
-            f"{path} is a PyTorch file but not an ece662 checkpoint (no '{CHECKPOINT_FORMAT}' header): "
-            "load it with `load_model(path)`, or write a checkpoint with `save_model(model, path)`."
-        )
-    return ckpt
-
-
 def _course_model(state: dict, path: Path, config: dict | None = None) -> nn.Module:
     state = fold_pruning(state)
     inferred = course_config(state)
@@ -273,7 +141,7 @@ def load_model(path, mode="torch", trust_pickle: bool = False) -> nn.Module:
     if mode == "tensorflow":
         from . import keras_helper
         return keras_helper.load_model(path)
-    content = _read_torch_file(path, trust_pickle)
+    content = read_torch_file(path, trust_pickle)
     state, ckpt = _state_from_file(content, path)
     if isinstance(content, nn.Module) and course_config(fold_pruning(state)) is None:
         return content.eval()
@@ -282,27 +150,6 @@ def load_model(path, mode="torch", trust_pickle: bool = False) -> nn.Module:
     if trained_on:
         data_utils.warn_if_other_dataset(trained_on, f"The model in {path}")
     return model
-
-
-def _atomic_save(obj, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def save_checkpoint(model: nn.Module, path, architecture: str, config: dict, meta: dict) -> Path:
-    """Write an ece662 checkpoint atomically (pruning re-parametrisation is folded in)."""
-    ckpt = {
-        "format": CHECKPOINT_FORMAT,
-        "architecture": architecture,
-        "config": config,
-        "state_dict": effective_state_dict(model),
-        "meta": meta,
-    }
-    return _atomic_save(ckpt, path)
 
 
 def _dropout(model: nn.Module) -> dict:
@@ -323,14 +170,14 @@ def save_model(model: nn.Module, path, mode="torch") -> Path:
     state = effective_state_dict(model)
     config = course_config(state)
     if config is None:
-        path = _atomic_save(state, path)
+        path = atomic_save(state, path)
         print(f"Saved the weights of your {type(model).__name__} (not the course SmallCNN) to {path}; load them with "
               f"`net = {type(model).__name__}(); net.load_state_dict(torch.load(path, weights_only=True))`.")
         return path
     meta = {"saved_by": "ece662.pruning_helper.save_model", "global_sparsity": global_sparsity(model)}
     if data_utils.active_dataset():
         meta["dataset"] = data_utils.active_dataset()
-    return save_checkpoint(model, path, ARCHITECTURE, dict(config, **_dropout(model)), meta)
+    return save_checkpoint(state, path, dict(config, **_dropout(model)), meta)
 
 
 def _batches(X, y, batch_size):

@@ -23,9 +23,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import data_utils
-from .model import ARCHITECTURE, DEFAULT_CONFIG, build_model
+from .architecture import ARCHITECTURE, DEFAULT_CONFIG
+from .model import build_model
 from .paths import SUPPORTED_MODES
-from .pruning_helper import accuracy, model_path, save_checkpoint, train_epoch
+from .pruning_helper import accuracy, effective_state_dict, model_path, save_checkpoint, train_epoch
 
 MOMENTUM, WEIGHT_DECAY, PCT_START = 0.9, 5e-4, 0.15
 OPTIMIZER = ("SGD nesterov, L2 weight decay 5e-4 added to the gradient, one-cycle lr (pct_start 0.15) "
@@ -74,10 +75,8 @@ def one_cycle_schedule(lr: float, steps: int) -> list[tuple[float, float]]:
 def train_tensorflow(data: dict, epochs: int = 15, batch_size: int = 128, lr: float = 0.05, seed: int = 0,
                      verbose: bool = True):
     """Train a Keras SmallCNN exactly as ``train`` trains the torch one (see the module docstring)."""
-    from .keras_helper import keras, normalise  # first: it loads TensorFlow safely beside torch
+    from .keras_helper import keras, normalise, tensorflow as tf  # TensorFlow only through it: safe beside torch
     from .keras_model import build_keras_model, keras_state_from_canonical
-
-    import tensorflow as tf
 
     torch.manual_seed(seed)
     initial = build_model(ARCHITECTURE, DEFAULT_CONFIG).state_dict()
@@ -146,7 +145,7 @@ def main(argv=None) -> None:
     if args.mode == "tensorflow":
         out = keras_helper.save_model(model, out, meta=meta)
     else:
-        out = save_checkpoint(model, out, ARCHITECTURE, DEFAULT_CONFIG, meta)
+        out = save_checkpoint(effective_state_dict(model), out, DEFAULT_CONFIG, meta)
     print(f"saved {out}")
 
 

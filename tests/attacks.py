@@ -1,6 +1,6 @@
 """Red-team submissions: what a determined student could hand in to get points the work does not earn.
 
-Each ``Attack`` builds a notebook from the release (with ``autograder.examples``' helpers), names the
+Each ``Attack`` builds a notebook from the release (with ``demo/examples.py``' helpers), names the
 autograded tests it earns honestly (every other autograded test must score 0) and the status it must
 get. ``tests/test_red_team.py`` grades ``ATTACKS`` in one sandboxed run and ``UNSANDBOXED`` in a second
 run without the sandbox. Builders take ``probe``, a folder outside the grading output that the test
@@ -16,8 +16,8 @@ from typing import Callable
 
 import nbformat
 
-from autograder import examples
-from ece662 import registry
+from demo import examples
+from ece662.grading import registry
 
 PART1 = frozenset(t.grade_id for t in registry.TESTS if t.part == "part1")
 PART2 = frozenset(t.grade_id for t in registry.TESTS if t.part == "part2")
@@ -188,41 +188,37 @@ def prune_filters(model, level):
 # ------------------------------------------------------------------ cells inserted into the notebook
 
 # Written before the setup cell: an `ece662/` package in the kernel's working folder shadows the installed
-# one; its notebook_tests claims a pass for Part 1 and hands the other tests to the real module.
+# one; its `grading` claims a pass for Part 1 and hands the other tests to the real module.
 FAKE_PACKAGE_IN_CWD = '''
 import importlib.util, os, pathlib
 real = pathlib.Path(importlib.util.find_spec('ece662').origin).parent
-os.makedirs('ece662', exist_ok=True)
+os.makedirs('ece662/grading', exist_ok=True)
 pathlib.Path('ece662/__init__.py').write_text(f'__path__.append({str(real)!r})\\n')
-pathlib.Path('ece662/notebook_tests.py').write_text(
-    'import importlib.util\\n'
-    f'spec = importlib.util.spec_from_file_location("ece662._real_tests", {str(real / "notebook_tests.py")!r})\\n'
-    'real = importlib.util.module_from_spec(spec)\\nspec.loader.exec_module(real)\\n'
+pathlib.Path('ece662/grading/__init__.py').write_text(
+    f'__path__.append({str(real / "grading")!r})\\n'
+    'from .cells import run_test as real_run_test\\n'
     'def run_test(grade_id, namespace):\\n'
-    '    print("Test passed.") if grade_id.startswith("test_part1") else real.run_test(grade_id, namespace)\\n')
+    '    print("Test passed.") if grade_id.startswith("test_part1") else real_run_test(grade_id, namespace)\\n')
 '''
 
 IMPORT_HOOKS = '''
-import importlib, importlib.abc, importlib.util, pathlib, sys, types
-origin = pathlib.Path(importlib.util.find_spec('ece662.checks').origin).with_name('notebook_tests.py')
-spec = importlib.util.spec_from_file_location('ece662._real_tests', origin)
-real_tests = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(real_tests)
+import importlib, importlib.abc, importlib.util, sys, types
+import ece662.grading.cells as real_tests
 real_record = real_tests.record
 real_tests.record = lambda test, ns: None if test.part == 'part1' else real_record(test, ns)
 
-fake = types.ModuleType('ece662.notebook_tests')
+fake = types.ModuleType('ece662.grading')
 fake.run_test = lambda grade_id, ns: (print('Test passed.') if grade_id.startswith('test_part1')
                                       else real_tests.run_test(grade_id, ns))
 
 class FakeTests(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, name, path=None, target=None):
-        return importlib.util.spec_from_loader(name, self) if name == 'ece662.notebook_tests' else None
+        return importlib.util.spec_from_loader(name, self) if name == 'ece662.grading' else None
     def create_module(self, spec): return fake
     def exec_module(self, module): pass
 
 sys.meta_path.insert(0, FakeTests())
-sys.modules.pop('ece662.notebook_tests', None)
+sys.modules.pop('ece662.grading', None)
 importlib.reload = lambda module: fake
 importlib.import_module = lambda name, package=None: fake
 '''
@@ -278,26 +274,26 @@ RESTORE_ENV = "os.environ.update({k: v for k, v in saved_env.items() if v})\n"
 # Before the Part 1 tests: evidence written by hand (correct one-shot pruned copies of the course model,
 # invented accuracies), marked as recorded so the test cells write nothing over it.
 FORGED_EVIDENCE = '''
-from ece662 import evidence, notebook_tests, registry
+from ece662.grading import cells, evidence, registry
 
 def pruned_copy(level):
     m = load_model(path, mode=mode)
     prune.global_unstructured([(l, 'weight') for _, l in prunable_layers(m)],
                               pruning_method=prune.L1Unstructured, amount=level)
-    return notebook_tests.canonical_state(m)
+    return cells.canonical_state(m)
 
 folder = evidence.evidence_dir()
 evidence.write_trace(folder, registry.PART1_TRACE, [pruned_copy(l) for l in sparsity_levels], sparsity_levels,
                      '', 'torch')
 evidence.write_model(folder, registry.PART1_MODEL, pruned_copy(0.8), 'torch')
 evidence.write_results(folder, registry.PART1_RESULTS, {level: 0.99 for level in sparsity_levels})
-notebook_tests._recorded.update({'part1_trace', 'part1_model', 'part1_results'})
+cells._recorded.update({'part1_trace', 'part1_model', 'part1_results'})
 '''
 
 # After the Part 1 tests recorded: their evidence files become things a careless reader would choke on.
 SPECIAL_FILES = '''
 import os
-from ece662.evidence import evidence_dir
+from ece662.grading.evidence import evidence_dir
 folder = evidence_dir()
 os.remove(folder / 'part1_model.safetensors')
 os.mkfifo(folder / 'part1_model.safetensors')
@@ -313,7 +309,7 @@ except OSError:
 
 MALFORMED_FILES = '''
 import json
-from ece662.evidence import evidence_dir
+from ece662.grading.evidence import evidence_dir
 folder = evidence_dir()
 
 def rewrite_header(name, change):
@@ -333,7 +329,7 @@ rewrite_header('part1_trace.safetensors', lambda h: h['__metadata__'].update(lev
 
 EVIDENCE_DIR_LINK = '''
 import os, shutil
-from ece662.evidence import evidence_dir
+from ece662.grading.evidence import evidence_dir
 shutil.rmtree(evidence_dir())
 os.symlink({classmate!r}, evidence_dir())  # a classmate's correct evidence
 '''
@@ -350,7 +346,7 @@ os.symlink({victim!r}, 'pruning.ipynb')
 # (a folder the sandbox does not let it write) and into the evidence folder.
 DAEMON = '''
 import os, time
-from ece662.evidence import evidence_dir
+from ece662.grading.evidence import evidence_dir
 kernel, heartbeats = os.getpid(), [{heartbeat!r}, str(evidence_dir() / 'heartbeat')]
 if os.fork() == 0:
     os.setsid()
@@ -546,7 +542,7 @@ ATTACKS = [
            "correct work; scripts, event handlers and javascript: links in answers, cells, outputs, metadata"),
     Attack("import_hooks", _import_hooks, PART2,
            "an ece662/ package in the kernel's folder, a meta_path finder, importlib.reload/import_module and "
-           "notebook_tests.record patched, the model, data and evidence folders redirected through os.environ"),
+           "cells.record patched, the model, data and evidence folders redirected through os.environ"),
     Attack("ipython_hooks", lambda probe: _after(_notebook(NOOP_FAKE_RESULTS), "part1_code", IPYTHON_HOOKS), PART2,
            "input transformer, run_cell wrapper, set_custom_exc, settrace, pre_run_cell hook, printed passes, "
            "HTML/JavaScript outputs, 64 MiB of printed output"),

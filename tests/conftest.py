@@ -51,8 +51,8 @@ def tiny_root(session_dir):
 def course_env(tiny_root, session_dir):
     """CINIC10_DIR -> tiny synthetic data, ECE662_MODEL_DIR -> a model trained on it. Returns the model path."""
     from ece662 import data_utils, train
-    from ece662.model import ARCHITECTURE, DEFAULT_CONFIG
-    from ece662.pruning_helper import accuracy, save_checkpoint
+    from ece662.architecture import DEFAULT_CONFIG
+    from ece662.pruning_helper import accuracy, effective_state_dict, save_checkpoint
 
     os.environ["CINIC10_DIR"] = str(tiny_root)
     os.environ["ECE662_MODEL_DIR"] = str(session_dir / "models")
@@ -60,7 +60,7 @@ def course_env(tiny_root, session_dir):
     model = train.train(data, epochs=TINY_EPOCHS, batch_size=64, verbose=False)
     meta = {"dataset": data_utils.active_dataset(),
             "test_accuracy": accuracy(model, data["X_test"], data["y_test"]), "training": {"epochs": TINY_EPOCHS}}
-    return save_checkpoint(model, session_dir / "models" / "torch.model", ARCHITECTURE, DEFAULT_CONFIG, meta)
+    return save_checkpoint(effective_state_dict(model), session_dir / "models" / "torch.model", DEFAULT_CONFIG, meta)
 
 
 def _real_sample_root() -> tuple[Path | None, str]:
@@ -85,8 +85,8 @@ def tf_course_env(course_env):
     Skips when TensorFlow is not installed."""
     pytest.importorskip("ece662.keras_helper")
     from ece662 import keras_helper
+    from ece662.grading.cells import canonical_state
     from ece662.keras_model import from_canonical
-    from ece662.notebook_tests import canonical_state
     from ece662.pruning_helper import load_model, model_path, read_checkpoint
 
     keras_model = from_canonical(canonical_state(load_model(course_env)))

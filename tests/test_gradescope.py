@@ -16,16 +16,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import gradescope_resources, sandbox
-from autograder.course import ASSIGNMENT, NOTEBOOK, REPO, SOURCE_DIR
-from autograder.examples import write_examples
-from autograder.gradescope import STUDENT, Settings, choose_notebook, run
-from autograder.gradescope_bundle import build
-from autograder.gradescope_results import Visibility, results_json
-from autograder.gradescope_setup import verify_checksums
-from autograder.jobs import WORKER_SLACK_S
-from autograder.results import STATUS_GRADED, GradingResult, Verdict
-from ece662 import registry
+from autograder.gradescope import resources as gradescope_resources
+from autograder.gradescope.bundle import build
+from autograder.gradescope.results import Visibility, results_json
+from autograder.gradescope.setup import verify_checksums
+from autograder.gradescope.supervisor import STUDENT, Settings, choose_notebook, run
+from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, REPO, SOURCE_DIR
+from autograder.worker import sandbox
+from autograder.worker.job import WORKER_SLACK_S
+from autograder.worker.results import STATUS_GRADED, GradingResult, Verdict
+from demo.examples import write_examples
+from ece662.grading import registry
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS", "### END SOLUTION")
 
@@ -71,7 +72,8 @@ def test_bundle_layout(bundle):
         requirements = z.read("requirements.txt").decode().split()
     assert {"setup.sh", "run_autograder", "gradebook.db", "SHA256SUMS", "ece662/models/torch.model",
             "ece662/datasets/cinic-10/PREPARED.json", "ece662/datasets/cinic-10/test-X.npy",
-            "ece662/checks.py", "autograder/worker.py", "autograder/verify.py", "autograder/sandbox.py"} <= names
+            "ece662/grading/checks.py", "autograder/worker/grade.py", "autograder/worker/verify.py",
+            "autograder/worker/sandbox.py", "autograder/reference.py"} <= names
     assert not any(n.startswith(("assignment/", "release/", "tests/", "benchmarks/")) for n in names)
     assert settings["sandbox"] == "user:ece662-kernel" and settings["torch_requirement"].startswith("torch")
     assert "nbgrader==0.9.6" in requirements and not any(r.startswith(("torch", "jupyter")) for r in requirements)

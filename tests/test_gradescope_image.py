@@ -33,9 +33,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder.examples import correct, insert_after, release_notebook, write_examples
-from autograder.gradescope_bundle import build
-from ece662 import registry
+from autograder.gradescope.bundle import build
+from demo.examples import correct, insert_after, release_notebook, write_examples
+from ece662.grading import registry
 
 pytestmark = pytest.mark.gradescope_image
 
@@ -45,7 +45,7 @@ FULL = registry.autograded_total()
 
 FORGER = r'''
 import json, os, time
-for secret in ("/autograder/source/gradebook.db", "/autograder/source/autograder/verify.py"):
+for secret in ("/autograder/source/gradebook.db", "/autograder/source/autograder/reference.py"):
     try:
         open(secret).close()
         print("READ", secret)

@@ -1,23 +1,27 @@
 """Autograding through nbgrader: every example submission gets exactly the intended score.
 
 One session-wide run of the grading pipeline grades all examples in
-autograder/examples.py (correct, wrong, tampering, hostile, invalid) with two
+demo/examples.py (correct, wrong, tampering, hostile, invalid) with two
 workers; the tests below read its results, CSV, feedback and gradebook.
 """
 import csv
 import importlib.util
+import os
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from autograder.course import REPO
-from autograder.examples import EXAMPLES, write_examples
-from autograder.pipeline import Limits, grade
-from autograder.sandbox import sandbox_unavailable_reason
-from ece662 import registry
+from autograder.course.pipeline import Limits, grade
+from autograder.nbgrader_course import REPO
+from autograder.worker.job import KERNEL_GONE, VERIFIED, Job, start_worker
+from autograder.worker.results import GradingResult
+from autograder.worker.sandbox import sandbox_unavailable_reason
+from demo.examples import EXAMPLES, write_examples
+from ece662.grading import registry
 
 FULL = {t.grade_id: t.points for t in registry.TESTS}
 PART1, PART2, PART4 = ({g for g in FULL if registry.part_of(g) == p} for p in ("part1", "part2", "part4"))
@@ -144,9 +148,22 @@ def test_each_model_is_measured_and_each_recipe_trained_once_for_the_whole_cours
     assert len(list(store.glob("*.safetensors"))) >= 2  # the recipe runs, kept for reruns
 
 
-def test_next_notebook_starts_once_a_kernel_is_gone_or_verified(graded):
+def test_the_worker_reports_on_its_pipe_when_the_kernel_is_gone_and_when_it_is_verified(graded, tmp_path):
+    """The course run starts the next notebook on these events, without polling anything."""
     base, _ = graded
-    assert (base / "out" / "jobs" / "correct.progress").read_text().splitlines() == ["kernel gone", "verified"]
+    job = Job.load(base / "out" / "jobs" / "blank.json")
+    job = replace(job, workdir=str(tmp_path / "work"), result=str(tmp_path / "result.json"),
+                  log=str(tmp_path / "log"))
+    job.save(tmp_path / "job.json")
+    with open(job.log, "w") as log:
+        worker = start_worker(tmp_path, job.threads, tmp_path / "job.json", log)
+    events = b""
+    while chunk := os.read(worker.progress, 256):
+        events += chunk
+    worker.proc.wait(timeout=600)
+    worker.close()
+    assert events.decode().splitlines() == [KERNEL_GONE, VERIFIED]
+    assert GradingResult.load(tmp_path / "result.json").job_key == job.key
 
 
 def test_grades_csv(graded):

@@ -20,18 +20,18 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.aggregate import finish
-from autograder.collect import Collection, Submission, collect
-from autograder.course import ASSIGNMENT, NOTEBOOK, REPO
-from autograder.examples import EXAMPLES
-from autograder.export import autograded_notebook, export
-from autograder.gradesheet import PENDING, final_grades
-from autograder.merged_gradebook import Mark, read_marks
-from autograder.jobs import prepare_template
-from autograder.pipeline import Limits, grade
-from autograder.results import GradingResult
-from autograder.roster import POINTS_POSSIBLE, read_roster
-from ece662 import registry
+from autograder.course.aggregate import finish
+from autograder.course.collect import Collection, Submission, collect
+from autograder.course.export import autograded_notebook, export
+from autograder.course.gradebook import Mark, read_marks
+from autograder.course.grades import PENDING, final_grades
+from autograder.course.pipeline import Limits, grade
+from autograder.course.release import prepare_template
+from autograder.course.roster import POINTS_POSSIBLE, read_roster
+from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, REPO
+from autograder.worker.results import GradingResult
+from demo.examples import EXAMPLES
+from ece662.grading import registry
 
 NOTEBOOK_ID = Path(NOTEBOOK).stem
 COLUMN = "Pruning (12345)"
@@ -176,8 +176,9 @@ def test_a_question_is_pending_until_graded_and_zero_when_nothing_can_be_graded(
 # ---------------------------------------------------------------- manual work survives a regrade
 
 
-def _fake_graded(out: Path, template: Path, student: str, answer: str) -> GradingResult:
-    """A per-student course as the worker leaves it, filled through nbgrader's API (no kernel)."""
+def _fake_graded(out: Path, template: Path, student: str, answer: str, failed: tuple = ()) -> GradingResult:
+    """A per-student course as the worker leaves it, filled through nbgrader's API (no kernel): every test passed
+    but those ``failed``, in the gradebook and the result alike."""
     from nbgrader.api import Gradebook
 
     course = out / "work" / student / "course"
@@ -185,7 +186,7 @@ def _fake_graded(out: Path, template: Path, student: str, answer: str) -> Gradin
     graded.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(template, course / "gradebook.db")
     nbformat.write(with_answers(nbformat.reads(notebook_bytes("correct"), as_version=4), answer), graded)
-    scores = {t.grade_id: float(t.points) for t in registry.TESTS}
+    scores = {t.grade_id: 0.0 if t.grade_id in failed else float(t.points) for t in registry.TESTS}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         gb.add_student(student)
         gb.add_submission(ASSIGNMENT, student)
@@ -222,14 +223,15 @@ def test_manual_work_is_kept_where_the_answer_did_not_change(tmp_path):
     _set_manual(out / "gradebook.db", "ann", registry.TESTS[0].grade_id, 0.0)  # an override of a test
 
     results["bob"] = _fake_graded(out, template, "bob", "bob rewrote his answers")  # bob resubmits
-    results["ann"].scores[registry.TESTS[1].grade_id] = 0.0  # and ann's test result changes (tampering found)
+    # and ann's notebook is graded again with another test result: her answers, hence her overrides, stay
+    results["ann"] = _fake_graded(out, template, "ann", "answer of ann", failed=(registry.TESTS[1].grade_id,))
     outcome = finish(out, collection, results, template)
     assert {(w.student, w.cell) for w in outcome.kept} == {("ann", q1), ("ann", registry.TESTS[0].grade_id)}
     assert {(w.student, w.cell) for w in outcome.dropped} == {("bob", q1)}
     marks, comments = read_marks(out / "gradebook.db")
     assert marks["ann"][q1].manual_score == 3.0 and comments["ann"][q1] == "comment for ann"
     assert marks["bob"][q1].manual_score is None and q1 not in comments["bob"]
-    assert marks["ann"][registry.TESTS[1].grade_id].auto_score == 0.0  # formgrader shows the result's score
+    assert marks["ann"][registry.TESTS[1].grade_id].auto_score == 0.0  # formgrader shows the new score
     rows = rows_by_student(out / "grades.csv")
     assert rows["ann"][column(registry.part_of(q1))] == "3" and rows["bob"][column(registry.part_of(q1))] == PENDING
     assert rows["ann"][f"total (/{registry.total():g})"] == PENDING  # q2 is still to grade

@@ -9,8 +9,15 @@ from torch.nn.utils import prune
 from ece662 import data_utils, train
 from ece662.model import SmallCNN
 from ece662.pruning_helper import (
-    ModelFileError, effective_state_dict, effective_weight, global_sparsity, load_model, model_path, prunable_layers,
-    read_checkpoint, save_model,
+    ModelFileError,
+    effective_state_dict,
+    effective_weight,
+    global_sparsity,
+    load_model,
+    model_path,
+    prunable_layers,
+    read_checkpoint,
+    save_model,
 )
 
 

@@ -1,6 +1,5 @@
 """The set-up files agree with each other and with the README."""
 import re
-import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -8,16 +7,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 def name_of(requirement: str) -> str:
     return re.split(r"[<>=!~ \[]", requirement.strip(), maxsplit=1)[0].lower()
-
-
-def test_environment_yml_and_pyproject_name_the_same_packages():
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    pip_names = {name_of(r) for r in pyproject["project"]["dependencies"]}
-    env = (REPO / "environment.yml").read_text()
-    dependencies = env[env.index("dependencies:"):]
-    conda_names = {name_of(m.group(1)) for m in re.finditer(r"^\s+- ([A-Za-z][^:\n]*)$", dependencies, re.M)}
-    conda_names -= {"python", "pip"}
-    assert pip_names == conda_names
 
 
 def test_readme_commands_exist_and_ci_runs_the_test_command():

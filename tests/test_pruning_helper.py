@@ -6,8 +6,15 @@ import torch.nn.utils.prune as prune
 
 from ece662 import data_utils
 from ece662.pruning_helper import (
-    accuracy, count_parameters, effective_state_dict, global_sparsity, layer_sparsity, load_model,
-    model_size_bytes, prunable_layers, test_model,
+    accuracy,
+    count_parameters,
+    effective_state_dict,
+    global_sparsity,
+    layer_sparsity,
+    load_model,
+    model_size_bytes,
+    prunable_layers,
+    test_model,
 )
 
 

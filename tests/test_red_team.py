@@ -4,7 +4,7 @@ evidence handed straight to the verifier.
 One session-wide grading run (two workers, sandboxed where this machine can) grades every attack; a
 second, small run grades the ones where the sandbox matters without it. Each attack must get exactly the
 points of its real work, the status it states, and feedback without hidden tests or grading internals.
-The direct tests feed ``autograder.verify.verify`` one malformed evidence file at a time: each must be
+The direct tests feed ``autograder.worker.verify.verify`` one malformed evidence file at a time: each must be
 refused with a message for the student, never crash, hang or read more than the size cap.
 """
 import contextlib
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from attacks import ATTACKS, CLASSMATE, HEARTBEAT, UNSANDBOXED, VICTIM
-from autograder import examples
-from autograder.pipeline import Limits, grade
-from autograder.sandbox import kernel_argv, sandbox_unavailable_reason
-from autograder.verify import RAN, TrustedData, verify
-from ece662 import evidence, notebook_tests, registry
+
+from autograder.course.pipeline import Limits, grade
+from autograder.worker.sandbox import kernel_argv, sandbox_unavailable_reason
+from autograder.worker.verify import RAN, TrustedData, verify
+from demo import examples
+from ece662.grading import cells, evidence, registry
 
 LIMITS = Limits(cell_timeout=40, notebook_timeout=400, memory_mb=6144)
 VICTIM_TEXT = "a grader's file\n"
@@ -63,10 +63,10 @@ def write_correct_evidence(folder: Path) -> Path:
     items = {item for t in registry.TESTS if t.part in ("part1", "part2") for item in t.evidence}
     for item in items:
         if item.kind == "trace":
-            levels, states, error = notebook_tests.trace(ns[item.source], item, item.levels, "torch")
+            levels, states, error = cells.trace(ns[item.source], item, item.levels, "torch")
             evidence.write_trace(folder, item, states, levels, error, "torch")
         elif item.kind == "model":
-            evidence.write_model(folder, item, notebook_tests.canonical_state(ns[item.source]), "torch")
+            evidence.write_model(folder, item, cells.canonical_state(ns[item.source]), "torch")
         else:
             evidence.write_results(folder, item, ns[item.source])
     return folder

@@ -4,7 +4,8 @@ import json
 import nbformat
 import pytest
 
-from autograder.course import ASSIGNMENT, NOTEBOOK, REPO, generate_release
+from autograder.course.release import generate_release
+from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, REPO
 
 
 def test_committed_release_is_regenerated_without_diff(tmp_path):
@@ -44,8 +45,8 @@ def test_student_cells_keep_the_code_markers_and_seed_calls():
 def test_graded_cells_are_the_registry_and_one_call_each():
     """Grade ids, points, the points table and Part 4's settings come from ece662/registry.py; a graded cell is
     one call into it."""
-    from autograder.course import graded_cells, part4_settings_cell, sync_with_registry
-    from ece662 import registry
+    from autograder.course.release import graded_cells, part4_settings_cell, sync_with_registry
+    from ece662.grading import registry
 
     source = REPO / "assignment" / ASSIGNMENT / NOTEBOOK
     assert not sync_with_registry(source, write=False), "run `make release`"
@@ -66,8 +67,8 @@ def test_reweighting_a_test_is_one_registry_edit_and_a_release(tmp_path, monkeyp
     import shutil
     from dataclasses import replace
 
-    from autograder.course import graded_cells, sync_with_registry
-    from ece662 import registry
+    from autograder.course.release import graded_cells, sync_with_registry
+    from ece662.grading import registry
 
     copy = tmp_path / NOTEBOOK
     shutil.copy(REPO / "assignment" / ASSIGNMENT / NOTEBOOK, copy)
@@ -82,7 +83,7 @@ def test_reweighting_a_test_is_one_registry_edit_and_a_release(tmp_path, monkeyp
 
 
 def test_a_notebook_whose_graded_cells_are_not_the_registrys_is_refused(tmp_path):
-    from autograder.course import sync_with_registry
+    from autograder.course.release import sync_with_registry
 
     nb = nbformat.read(REPO / "assignment" / ASSIGNMENT / NOTEBOOK, as_version=4)
     next(c for c in nb.cells if c.get("id") == "test_part2_scope").metadata.nbgrader.grade_id = "test_part2_other"
@@ -93,8 +94,8 @@ def test_a_notebook_whose_graded_cells_are_not_the_registrys_is_refused(tmp_path
 
 def test_solution_runs_top_to_bottom_with_every_public_check_passing(course_env, tmp_path):
     """The source notebook, run as a student would run it: no error, and every graded cell says what it checked."""
-    from autograder.demo import execute_solution
-    from ece662 import registry
+    from demo.end_to_end import execute_solution
+    from ece662.grading import registry
 
     executed, _ = execute_solution(tmp_path)
     nb = nbformat.read(executed, as_version=4)

@@ -1,4 +1,4 @@
-"""Student content made inert (autograder/sanitize.py); the browser checks are in tests/test_red_team.py."""
+"""Student content made inert (autograder/worker/sanitize.py); the browser checks are in tests/test_red_team.py."""
 from html.parser import HTMLParser
 
 import nbformat
@@ -6,7 +6,15 @@ import pytest
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 from nbformat.validator import NotebookValidationError
 
-from autograder.sanitize import ALLOWED_TAGS, NO_MATH, NOTEBOOK_METADATA, clean_markdown, csv_cell, sanitize, strip_metadata
+from autograder.worker.sanitize import (
+    ALLOWED_TAGS,
+    NO_MATH,
+    NOTEBOOK_METADATA,
+    clean_markdown,
+    csv_cell,
+    sanitize,
+    strip_metadata,
+)
 
 PAYLOADS = [
     "<script>alert(1)</script>",

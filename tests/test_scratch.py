@@ -1,4 +1,4 @@
-"""The kernel's folder (autograder/scratch.py): capped while the kernel writes, dropped without a walk after."""
+"""The kernel's folder (autograder/worker/scratch.py): capped while the kernel writes, dropped without a walk after."""
 import json
 import os
 import subprocess
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from autograder.scratch import remove_tree
+from autograder.worker.scratch import remove_tree
 
 TMPFS_PROBE = """
 import json, os, sys
-from autograder.scratch import private_tmpfs, unmount
+from autograder.worker.scratch import private_tmpfs, unmount
 folder = private_tmpfs(size=8 * 2**20, files=100)
 if folder is None:
     print(json.dumps(None))

@@ -11,7 +11,13 @@ from torch.nn.utils import prune
 from ece662 import data_utils, latency, plots
 from ece662.model import SmallCNN
 from ece662.pruning_helper import (
-    clone_model, effective_weight, global_sparsity, layer_sparsity, load_model, prunable_layers, train_epoch,
+    clone_model,
+    effective_weight,
+    global_sparsity,
+    layer_sparsity,
+    load_model,
+    prunable_layers,
+    train_epoch,
 )
 
 

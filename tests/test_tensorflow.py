@@ -21,14 +21,28 @@ import keras  # noqa: E402
 
 from ece662 import data_utils, train  # noqa: E402
 from ece662.compaction import remove_zero_filters as remove_zero_filters_torch  # noqa: E402
-from ece662.keras_model import (  # noqa: E402
-    canonical_state, from_canonical, keras_state_from_canonical, read_canonical_from_checkpoint,
+from ece662.keras_model import (
+    canonical_state,
+    from_canonical,
+    keras_state_from_canonical,
+    read_canonical_from_checkpoint,
     read_keras_checkpoint,
 )
-from ece662.model import SmallCNN, from_canonical as torch_from_canonical  # noqa: E402
-from ece662.pruning_helper import (  # noqa: E402
-    ModelFileError, accuracy, count_parameters, effective_state_dict, global_sparsity, layer_sparsity,
-    load_model, model_path, model_size_bytes, prunable_layers, read_checkpoint, test_model,
+from ece662.model import SmallCNN  # noqa: E402
+from ece662.model import from_canonical as torch_from_canonical
+from ece662.pruning_helper import (
+    ModelFileError,
+    accuracy,
+    count_parameters,
+    effective_state_dict,
+    global_sparsity,
+    layer_sparsity,
+    load_model,
+    model_path,
+    model_size_bytes,
+    prunable_layers,
+    read_checkpoint,
+    test_model,
 )
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """The verifier on evidence written by the kernel-side code, without a kernel: points per rule, in seconds.
 
-Evidence is recorded exactly as a graded cell records it (``notebook_tests.record`` into a folder), then
-``autograder.verify.verify`` decides every test against the course checkpoint, test data and its own run of
+Evidence is recorded exactly as a graded cell records it (``cells.record`` into a folder), then
+``autograder.worker.verify.verify`` decides every test against the course checkpoint, test data and its own run of
 Part 4's recipe. Totals come from the registry.
 """
 import math
@@ -12,10 +12,11 @@ import torch
 import torch.nn.utils.prune as prune
 
 from autograder import reference
-from autograder.verify import RAN, TrustedData, verify
-from ece662 import data_utils, evidence, notebook_tests, registry
+from autograder.worker.verify import RAN, TrustedData, verify
+from ece662 import data_utils
+from ece662.grading import cells, evidence, registry
+from ece662.grading.registry import PART4
 from ece662.pruning_helper import clone_model, load_model, model_path, prunable_layers, test_model, train_epoch
-from ece662.registry import PART4
 
 
 def part_points(part: str) -> float:
@@ -115,10 +116,10 @@ def grade(ns, folder, trusted, monkeypatch, tests=registry.TESTS):
     """Record every test's evidence as the grading kernel would, then verify; ({grade_id: points}, verdicts)."""
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     monkeypatch.setenv(evidence.ENV_DIR, str(folder))
-    monkeypatch.setattr(notebook_tests, "_recorded", set())
+    monkeypatch.setattr(cells, "_recorded", set())
     for test in tests:
         try:
-            notebook_tests.run_test(test.grade_id, ns)
+            cells.run_test(test.grade_id, ns)
         except KeyError:
             pass  # a part the namespace does not have: nothing recorded, as in a notebook that stopped there
     verdicts = verify(folder, {t.grade_id: RAN for t in tests}, trusted)
@@ -254,7 +255,7 @@ def test_part4_is_compared_with_the_recipe_only_when_graded(one_shot, honest_par
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     forged = _noise_and_temperature(clone_model(one_shot))
     ns = namespace(part4=(forged, honest_part4[1]))
-    notebook_tests.run_test("test_part4_finetuned", ns)
+    cells.run_test("test_part4_finetuned", ns)
     assert "compared with the grader's own run of the recipe when graded" in capsys.readouterr().out
 
 
@@ -294,7 +295,7 @@ def test_recorded_accuracies_must_be_the_real_ones(tmp_path, monkeypatch, truste
 def test_evidence_from_another_model_is_refused(tmp_path, monkeypatch, trusted):
     """A trace of a re-trained (or random) model does not match the grader's checkpoint."""
     ns = namespace()
-    original_load = notebook_tests._fresh_model
+    original_load = cells._fresh_model
 
     def other_model(mode):
         model = original_load(mode)
@@ -303,7 +304,7 @@ def test_evidence_from_another_model_is_refused(tmp_path, monkeypatch, trusted):
                 p.add_(torch.randn_like(p) * 0.01)
         return model
 
-    monkeypatch.setattr(notebook_tests, "_fresh_model", other_model)
+    monkeypatch.setattr(cells, "_fresh_model", other_model)
     points, verdicts = grade(ns, tmp_path / "evidence", trusted, monkeypatch,
                              tests=[t for t in registry.TESTS if t.part in ("part1", "part2")])
     assert points["test_part1_weights_only"] == 0 and "changed" in verdicts["test_part1_weights_only"].message
@@ -335,7 +336,7 @@ def test_malformed_model_evidence_fails_cleanly(course_env, tmp_path, corrupt):
     from safetensors.numpy import save_file
 
     item = registry.PART1_MODEL
-    state = notebook_tests.canonical_state(load_model(model_path("torch")))
+    state = cells.canonical_state(load_model(model_path("torch")))
     shapes = {k: v.shape for k, v in state.items()}
     path = tmp_path / item.filename
     meta = {"format": evidence.FORMAT, "version": evidence.VERSION, "kind": "model", "source": "model",

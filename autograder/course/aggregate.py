@@ -1,0 +1,116 @@
+"""After the workers: turn the grading output folder into one nbgrader course and write the grades.
+
+``finish`` records what was collected (``submissions.json``) and the roster,
+copies each graded notebook to ``autograded/<student>/<assignment>/``,
+rebuilds ``gradebook.db`` from the per-student gradebooks while keeping every
+manual score and comment whose answer is unchanged, writes
+``nbgrader_config.py`` (formgrader), ``grades.csv`` and the feedback pages.
+"""
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.course.collect import Collection
+from autograder.course.export import MANIFEST, autograded_notebook, saved_roster, write_grade_files
+from autograder.course.formgrade import write_course_config
+from autograder.course.gradebook import (
+    graded_cells,
+    merge_gradebooks,
+    name_students,
+    read_manual_work,
+    restore_manual_work,
+)
+from autograder.course.grades import STATUS_UNMATCHED
+from autograder.worker.results import STATUS_MISSING, STATUS_TAMPERED
+from ece662.grading import registry
+
+
+@dataclass
+class Outcome:
+    grades: list  # StudentGrade, one per row of grades.csv
+    kept: list = field(default_factory=list)  # ManualWork carried over
+    dropped: list = field(default_factory=list)  # ManualWork whose answer changed
+
+
+def _publish_notebooks(out: Path, results: dict) -> None:
+    """``autograded/<student>/...`` holds exactly the current graded notebooks."""
+    for student, result in results.items():
+        target = autograded_notebook(out, student)
+        source = Path(result.graded_notebook) if result.graded_notebook else None
+        if source is not None and source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.resolve() != target.resolve():
+                shutil.copy(source, target)
+        else:
+            target.unlink(missing_ok=True)
+    for folder in (out / "autograded").glob("*"):
+        if folder.name not in results:
+            shutil.rmtree(folder)
+
+
+def _names(collection: Collection, roster) -> dict:
+    """{student: (first, last)} from the roster's "Last, First" or the LMS's name."""
+    names = {}
+    for student, sub in collection.submissions.items():
+        person = roster.find(student) if roster else None
+        last, _, first = (person.name if person else sub.name).partition(", ")
+        names[student] = (first, last)
+    return names
+
+
+def finish(out: Path, collection: Collection, results: dict, template_db: Path, roster_file=None) -> Outcome:
+    """Everything after the workers; ``results`` maps every collected student to their GradingResult."""
+    out = Path(out)
+    for stale in (out / "results").glob("*.json"):
+        if stale.stem not in collection.submissions:
+            stale.unlink()
+    collection.save(out / MANIFEST)
+    roster = saved_roster(out, roster_file)
+    db = out / "gradebook.db"
+    previous = read_manual_work(db, lambda s: autograded_notebook(out, s))  # before the notebooks are replaced
+    _publish_notebooks(out, results)
+    student_dbs = [out / "work" / s / "course" / "gradebook.db" for s in sorted(results)]
+    merge_gradebooks(template_db, [d for d in student_dbs if d.is_file()], db)
+    kept, dropped = restore_manual_work(db, previous, lambda s: autograded_notebook(out, s))
+    name_students(db, _names(collection, roster))
+    write_course_config(out)
+    return Outcome(write_grade_files(out, collection, results, roster), kept, dropped)
+
+
+def print_summary(outcome: Outcome, collection: Collection, out: Path, sandboxed: bool, reason: str | None,
+                  seconds: float, graded_now: int) -> None:
+    grades = outcome.grades
+    students = [g for g in grades if g.student and g.status != STATUS_MISSING]
+    print(f"\n{'student':16s} {'name':20s} {'status':17s} {'auto':>7s} {'total':>9s}")
+    for g in students:
+        total = g.total()
+        print(f"{g.student[:16]:16s} {g.name[:20]:20s} {g.status:17s} {g.autograded():4g}/{registry.autograded_total():g}"
+              f" {'pending' if total is None else f'{total:g}':>5s}/{registry.total():g}" + ("  late" if g.late else ""))
+    counts = {}
+    for g in students:
+        counts[g.status] = counts.get(g.status, 0) + 1
+    print(f"\n{len(students)} submissions ({graded_now} graded now, {len(students) - graded_now} unchanged) in "
+          f"{seconds:.0f} s: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    print("sandbox: " + ("bubblewrap (read-only view, no network)" if sandboxed else f"NONE - {reason or 'disabled'}"))
+    if missing := [g.student for g in grades if g.status == STATUS_MISSING]:
+        print(f"missing (on the roster, nothing handed in: 0 points): {', '.join(missing)}")
+    for s in collection.superseded:
+        print(f"superseded: {s.file} (student {s.student}; graded {s.kept} instead)")
+    if unmatched := [g.file for g in grades if g.status == STATUS_UNMATCHED]:
+        print(f"WARNING: {len(unmatched)} file(s) name no student and were not graded (rename them "
+              f"<student_id>.ipynb or pass --name-pattern): {', '.join(unmatched)}")
+    if outcome.kept or outcome.dropped:
+        print(f"manual grading: {len(outcome.kept)} score(s)/comment(s) kept" + (
+            "; dropped because the answer changed: " + ", ".join(f"{w.student}/{w.cell}" for w in outcome.dropped)
+            if outcome.dropped else ""))
+    in_gradebook, in_registry = graded_cells(out / "gradebook.db"), set(registry.points())
+    if in_gradebook != in_registry:
+        print(f"WARNING: the notebook's graded cells and ece662/grading/registry.py disagree (only in the notebook: "
+              f"{sorted(in_gradebook - in_registry)}, only in the registry: {sorted(in_registry - in_gradebook)})")
+    if tampered := [g.student for g in grades if g.status == STATUS_TAMPERED]:
+        print(f"WARNING: {', '.join(tampered)} changed grading files (see grades.csv); restore them "
+              "(`git checkout ece662/`, retrain or copy back the model) and regrade everyone with --force.")
+    questions = ", ".join(q.grade_id for q in registry.QUESTIONS)
+    print(f"grades: {out / 'grades.csv'}\nfeedback: {out / 'feedback'}\n"
+          f"manual grading ({questions}): python -m autograder formgrade {out}\n"
+          f"final grades (and canvas.csv): python -m autograder export {out} [--roster FILE]")

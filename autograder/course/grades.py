@@ -1,0 +1,129 @@
+"""Each student's final grade: automatic scores, manual scores and comments, roster, status; ``grades.csv``.
+
+Scores and comments come from the merged gradebook, where each worker wrote
+the automatic scores it decided (the same numbers as its result, which
+stands in for a submission nbgrader could not grade); points and parts come
+from ``ece662/grading/registry.py``. A question nobody has graded yet is ``pending`` (never 0,
+never blank), and so is a total that includes one. Every collected file gives
+one row: a submission, a roster student who handed in nothing (``missing``,
+0), or a file that names no student (``unmatched``, no points).
+"""
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.course.collect import Collection
+from autograder.worker.results import STATUS_MISSING, GradingResult
+from autograder.worker.sanitize import csv_cell
+from ece662.grading import registry
+
+PENDING = "pending"
+STATUS_UNMATCHED = "unmatched"
+STATUS_NOT_GRADED = "not graded"
+
+
+@dataclass
+class StudentGrade:
+    student: str  # "" for a file that names no student
+    status: str
+    name: str = ""
+    late: bool = False
+    file: str = ""  # the file graded, as handed in
+    detail: str = ""
+    canvas_id: str = ""  # the roster's Canvas user id ("" when not on the roster)
+    scores: dict = field(default_factory=dict)  # grade id -> points; None = pending
+    comments: dict = field(default_factory=dict)  # cell -> grader's comment
+
+    def part_scores(self) -> dict:
+        """{part: points or None (pending)} in notebook order; empty when nothing was graded."""
+        if not self.scores:
+            return {}
+        parts = {}
+        for grade_id in registry.points():
+            part, score = registry.part_of(grade_id), self.scores.get(grade_id, 0.0)
+            parts[part] = None if score is None or parts.get(part, 0.0) is None else parts.get(part, 0.0) + score
+        return parts
+
+    def autograded(self) -> float:
+        return sum(self.scores.get(t.grade_id) or 0.0 for t in registry.TESTS)
+
+    def total(self) -> float | None:
+        """All points, or None while a question is pending."""
+        scores = [self.scores.get(g, 0.0) for g in registry.points()]
+        return None if any(s is None for s in scores) else sum(scores)
+
+    def pending(self) -> list[str]:
+        return [g for g in registry.points() if self.scores and self.scores.get(g, 0.0) is None]
+
+
+def cell_score(grade_id: str, mark, result: GradingResult | None) -> float | None:
+    """A grader's score wins; else a test's automatic score; else a question's: None (pending) while it awaits
+    a grader, 0 when there is no graded notebook a grader could read."""
+    if mark is not None and mark.manual_score is not None:
+        score = mark.manual_score
+    elif registry.is_autograded(grade_id):  # the worker wrote the same score into the gradebook and the result
+        score = (mark.auto_score if mark is not None else result.scores.get(grade_id) if result else None) or 0.0
+    elif result is None or not result.graded_notebook:
+        score = 0.0
+    elif mark is not None:
+        score = None if mark.needs_manual_grade else (mark.auto_score or 0.0)
+    else:
+        score = result.scores.get(grade_id, 0.0)
+    extra = mark.extra_credit if mark is not None else None
+    return None if score is None else score + (extra or 0.0)
+
+
+def final_grades(collection: Collection, results: dict, marks: dict, comments: dict, roster=None) -> list:
+    """One StudentGrade per submission, per roster student without one, per unmatched file."""
+    grades, matched = [], set()
+    superseded = {}
+    for s in collection.superseded:
+        superseded.setdefault(s.student, []).append(s.file)
+    for student, sub in sorted(collection.submissions.items()):
+        result = results.get(student)
+        student_marks = marks.get(student, {})
+        detail = [result.detail] if result else ["no result in results/: grade again"]
+        if superseded.get(student):
+            detail.append(f"also handed in, not graded: {', '.join(superseded[student])}")
+        on_roster = roster.find(student) if roster else None
+        if roster and not on_roster:
+            detail.append("not on the roster")
+        grades.append(StudentGrade(
+            student, result.status if result else STATUS_NOT_GRADED, on_roster.name if on_roster else sub.name,
+            sub.late, sub.file, "; ".join(d for d in detail if d), on_roster.canvas_id if on_roster else "",
+            {g: cell_score(g, student_marks.get(g), result) for g in registry.points()}, comments.get(student, {})))
+        if on_roster:
+            matched.add(on_roster.canvas_id)
+    for person in roster.students if roster else []:
+        if person.canvas_id not in matched:
+            grades.append(StudentGrade(person.canvas_id, STATUS_MISSING, person.name, detail="nothing handed in",
+                                       canvas_id=person.canvas_id, scores={g: 0.0 for g in registry.points()}))
+    grades.sort(key=lambda g: g.student)
+    for name in collection.unmatched:
+        grades.append(StudentGrade("", STATUS_UNMATCHED, file=name, detail=(
+            "the file name names no student: rename it <student_id>.ipynb (or pass --name-pattern) and grade again")))
+    return grades
+
+
+def _points(value: float | None) -> str:
+    return PENDING if value is None else f"{value:g}"
+
+
+def write_grades_csv(grades: list, path: Path) -> list[str]:
+    """``grades.csv``: one row per student or unmatched file; returns the header."""
+    parts = registry.parts()
+    header = (["student_id", "name", "status", "late"] + [f"{p} (/{m:g})" for p, m in parts.items()] +
+              [f"autograded (/{registry.autograded_total():g})", f"total (/{registry.total():g})", "file", "detail"])
+    tmp = Path(path).with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for g in grades:  # ids, names, file names and details come from students: never formulas
+            by_part = g.part_scores()
+            points = [_points(by_part[p]) if by_part else "" for p in parts]
+            totals = [f"{g.autograded():g}", _points(g.total())] if g.scores else ["", ""]
+            writer.writerow(map(csv_cell, [g.student, g.name, g.status, "late" if g.late else ""] + points +
+                                totals + [g.file, g.detail[:300]]))
+    os.replace(tmp, path)
+    return header

@@ -1,0 +1,129 @@
+"""Autograde every submission: parallel, limited, sandboxed, idempotent.
+
+``grade(SUBMISSIONS, OUT)`` writes under ``OUT``:
+
+* ``grades.csv``: one row per student (points per part and question, total, status) or unmatched file;
+* ``feedback/<student>.html``: feedback without the hidden tests;
+* ``gradebook.db`` and ``autograded/``: an nbgrader course with every submission, for formgrader's
+  manual grading (``python -m autograder formgrade OUT``); ``export`` turns it into final grades;
+* ``submissions.json``, ``results/<student>.json`` and ``work/<student>/``: what was collected, each
+  student's result and private course.
+
+Concurrency: each student is graded by its own ``autograder.worker`` process
+(``autograder/worker/job.py``) with its own copy of the template gradebook, so
+SQLite never sees two writers; the per-student gradebooks are merged into
+``gradebook.db`` at the end (nbgrader's rows have UUID keys, so they merge
+without clashes). ``workers`` notebooks run at once, each with its share of
+the cores; a finished notebook's verification and feedback overlap the next
+notebook, whose worker was started ahead (``autograder/course/spare_workers.py``).
+In the sandbox, the verifiers share what they measure and the Part 4 recipe
+runs they make (``autograder/worker/measurements.py``): each distinct set of
+weights is measured, and each distinct start trained, once per course. A rerun skips
+students whose submission, source notebook and limits are unchanged, and
+rebuilds ``gradebook.db`` and ``grades.csv`` from all results, so regrading one
+student leaves the others as they were; manual scores and comments are kept
+wherever the answer did not change (``autograder/course/aggregate.py``).
+"""
+import hashlib
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from autograder.course.aggregate import finish, print_summary
+from autograder.course.collect import collect
+from autograder.course.release import prepare_template, source_notebook
+from autograder.course.roster import read_roster
+from autograder.course.spare_workers import SpareWorkers
+from autograder.nbgrader_course import REPO
+from autograder.worker.job import Limits, new_job, readable_paths, run_worker
+from autograder.worker.measurements import store_folder
+from autograder.worker.results import GradingResult
+from autograder.worker.sandbox import sandbox_unavailable_reason
+
+# How grading decides: a change to any of these regrades everyone.
+GRADING_CODE = [REPO / "ece662" / "grading" / name for name in ("checks.py", "registry.py", "evidence.py")] + [
+    REPO / "autograder" / "worker" / name for name in ("verify.py", "recipe.py")] + [REPO / "autograder" / "reference.py"]
+
+
+def _job_key(submission: Path, limits: Limits, sandbox: str) -> str:
+    h = hashlib.sha256(submission.read_bytes())
+    for path in (source_notebook(), *GRADING_CODE):  # a change to how grading decides regrades everyone
+        h.update(path.read_bytes())
+    h.update(json.dumps([asdict(limits), sandbox]).encode())
+    return h.hexdigest()
+
+
+def shared_store(out: Path, sandbox: str) -> Path | None:
+    """The folder of measurements and recipe runs the workers share (``autograder/worker/measurements.py``): only in
+    the bubblewrap sandbox, where no kernel can see it (without a sandbox a kernel could write into it)."""
+    if sandbox != "bubblewrap":
+        return None
+    folder = store_folder(out / "measurements")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def grade(submissions, out, workers: int = 2, limits: Limits = Limits(), sandbox: str = "auto",
+          force: bool = False, name_pattern: str | None = None, verbose: bool = True,
+          roster=None) -> list[GradingResult]:
+    """Autograde everything in ``submissions`` (folder or zip) into ``out``; returns the results.
+
+    ``name_pattern``: how file names name students (default: Canvas or ``<student_id>.ipynb``, see
+    ``autograder/course/collect.py``); ``roster``: the Canvas gradebook export, for names and missing students."""
+    started = time.monotonic()
+    out = Path(out).resolve()
+    for sub in ("results", "jobs", "logs", "feedback", "work"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    if roster:
+        read_roster(roster)  # a bad roster is refused before any grading
+    collection = collect(Path(submissions), out / "collected", name_pattern)
+    found = collection.files()
+    if not found:
+        raise ValueError(f"no submissions found in {submissions}" + (
+            f": no file name names a student ({', '.join(collection.unmatched[:5])}); pass --name-pattern"
+            if collection.unmatched else ""))
+    reason = sandbox_unavailable_reason()
+    if sandbox == "on" and reason:
+        raise RuntimeError(f"--sandbox on, but {reason}")
+    use_sandbox = "bubblewrap" if sandbox != "off" and reason is None else "none"
+    template_db = prepare_template(out)
+    readable = readable_paths()
+    store = shared_store(out, use_sandbox)
+
+    todo, results = [], {}
+    for student, path in found.items():
+        key = _job_key(path, limits, use_sandbox)
+        previous = out / "results" / f"{student}.json"
+        if not force and previous.is_file():
+            cached = GradingResult.load(previous)
+            if cached.job_key == key:
+                results[student] = cached
+                continue
+        todo.append((student, path, key))
+
+    threads = max(1, (os.cpu_count() or 1) // workers)  # kernels share the cores: no oversubscription
+    spares = SpareWorkers(out, workers, threads, len(todo)) if todo else None
+    try:
+        kernel_slots = threading.Semaphore(max(1, workers))  # notebooks running at once
+        with ThreadPoolExecutor(2 * max(1, workers)) as pool, \
+                tqdm(total=len(todo), desc="grading", unit="nb", disable=not verbose) as bar:
+            jobs = [new_job(s, p, out, template_db, k, limits, use_sandbox, threads, readable, store) for s, p, k in todo]
+            futures = {pool.submit(run_worker, job, out, spares, kernel_slots): job.student for job in jobs}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()  # the worker saved it in results/
+                bar.update(1)
+    finally:
+        if spares:
+            spares.close()
+
+    outcome = finish(out, collection, {s: results[s] for s in found}, template_db, roster)
+    if verbose:
+        print_summary(outcome, collection, out, use_sandbox == "bubblewrap", reason, time.monotonic() - started,
+                      len(todo))
+    return [results[s] for s in sorted(found)]

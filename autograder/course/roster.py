@@ -1,0 +1,101 @@
+"""Canvas gradebook CSV: read the roster an instructor exports, write the file Canvas imports.
+
+Canvas exports (and imports) ``Student, ID, SIS User ID, SIS Login ID,
+Section, <assignment columns "Name (id)">...`` followed by a
+``Points Possible`` row (and, for assignments with a manual posting policy, a
+``Manual Posting`` row); then one row per student. ``ID`` is the Canvas user
+id that bulk-download file names carry. In an import, an empty cell leaves the
+grade unchanged and an assignment column Canvas does not know creates a new
+assignment.
+"""
+import csv
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.worker.sanitize import csv_cell
+
+REQUIRED = ("Student", "ID")
+IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Section")
+POINTS_POSSIBLE = "    Points Possible"
+ASSIGNMENT_COLUMN = re.compile(r".+ \((\d+)\)$")  # "Pruning (12345)"
+
+
+@dataclass
+class RosterStudent:
+    values: dict  # the student's identity columns, as exported
+
+    @property
+    def name(self) -> str:
+        return self.values["Student"]
+
+    @property
+    def canvas_id(self) -> str:
+        return self.values["ID"]
+
+    def ids(self) -> set[str]:
+        """Every id a submission may be filed under: Canvas user id, SIS user id, SIS login id."""
+        return {self.values.get(k, "").strip() for k in ("ID", "SIS User ID", "SIS Login ID")} - {""}
+
+
+@dataclass
+class Roster:
+    path: Path
+    identity_columns: list  # the export's identity columns, in its order
+    assignment_columns: list  # "Name (id)" columns
+    students: list  # RosterStudent, in the export's order
+
+    def find(self, student_id: str) -> RosterStudent | None:
+        """The roster student a submission's id names (Canvas id, SIS user id or SIS login id)."""
+        return next((s for s in self.students if student_id in s.ids()), None)
+
+    def assignment_column(self, wanted: str | None, assignment_id: str) -> str:
+        """The column for this assignment: ``wanted`` (exact, or its "(id)"), else the only one naming it."""
+        if wanted:
+            by_id = ASSIGNMENT_COLUMN.fullmatch(wanted)
+            same = [c for c in self.assignment_columns
+                    if c == wanted or (by_id and ASSIGNMENT_COLUMN.fullmatch(c).group(1) == by_id.group(1))]
+            return same[0] if same else wanted  # a new column: Canvas creates the assignment on import
+        named = [c for c in self.assignment_columns if assignment_id.lower() in c.lower()]
+        if len(named) != 1:
+            raise ValueError(f"{self.path}: cannot tell which column is this assignment "
+                             f"({len(named)} of {self.assignment_columns or 'no columns'} name '{assignment_id}'); "
+                             'pass --assignment "Name (id)" as in the Canvas gradebook')
+        return named[0]
+
+
+def read_roster(path: Path) -> Roster:
+    """Parse a Canvas gradebook export; a file that is not one raises ValueError naming what is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"roster {path} does not exist: export it from Canvas (Grades > Export > CSV)")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    header = [h.strip() for h in rows[0]] if rows else []
+    if missing := [c for c in REQUIRED if c not in header]:
+        raise ValueError(f"{path} is not a Canvas gradebook export: no {' / '.join(missing)} column "
+                         f"(its header: {header[:6]}); export the gradebook from Canvas as CSV")
+    students = []
+    for row in rows[1:]:
+        values = dict(zip(header, (v.strip() for v in row)))
+        if values.get("ID") and "Points Possible" not in values.get("Student", ""):
+            students.append(RosterStudent({c: values.get(c, "") for c in header if c in IDENTITY}))
+    return Roster(path, [c for c in header if c in IDENTITY],
+                  [c for c in header if ASSIGNMENT_COLUMN.fullmatch(c)], students)
+
+
+def write_canvas_csv(roster: Roster, column: str, points_possible: float, scores: dict, path: Path) -> None:
+    """The roster's identity columns plus ``column``: ``scores`` maps Canvas user id -> points, or "" to leave
+    the grade unchanged; a roster student missing from ``scores`` is left unchanged too."""
+    tmp = Path(path).with_suffix(".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(roster.identity_columns + [column])
+        writer.writerow([POINTS_POSSIBLE] + [""] * (len(roster.identity_columns) - 1) + [f"{points_possible:g}"])
+        # names are the students' own (a name may start with "="): never formulas
+        for student in roster.students:
+            score = scores.get(student.canvas_id, "")
+            writer.writerow([csv_cell(student.values.get(c, "")) for c in roster.identity_columns] +
+                            [score if isinstance(score, str) else f"{score:g}"])
+    os.replace(tmp, path)

@@ -1,0 +1,4 @@
+"""One submission, graded in a process of its own (``python -I -m autograder.worker JOB.json``): the ``Job``
+(``job.py``), the contained kernel (``sandbox.py``, ``scratch.py``, ``processes.py``, ``execute.py``), the
+verifier (``verify.py``, ``recipe.py``, ``measurements.py``), the inert graded notebook (``sanitize.py``), the
+tamper guard (``integrity.py``) and the typed result (``results.py``)."""

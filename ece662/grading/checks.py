@@ -1,0 +1,435 @@
+"""The outcome checks behind every autograded test (one function per ``registry.GradedTest.check``).
+
+A check reads a ``Context``: the course model's original weights, the
+evidence items the notebook recorded (a pruning function's trace, a model's
+weights, a results dict), how to measure the accuracy of weights, and, when
+graded, Part 4's recipe as the grader computes it. It verifies *what* the
+student's code produced, never *how*, and raises ``AssertionError`` with a
+message addressed to the student. The same functions run in two places:
+
+* when graded, in the grader process (``autograder/worker/verify.py``), on evidence
+  files, against the grader's own checkpoint, test data and recipe runs;
+* in a student's own run, in the kernel (``ece662/grading/cells.py``), on the
+  live objects, at the registry's public levels and without the recipe:
+  immediate feedback.
+
+All weights are in the canonical layout (see ``ece662/grading/evidence.py``), so the
+checks are the same for PyTorch and Keras submissions.
+"""
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from . import registry
+from .registry import FINAL_SPARSITY, PART4
+
+ACCURACY_TOLERANCE = 0.0025  # recorded vs re-evaluated accuracy (a few images of 5000; frameworks differ slightly)
+# Part 4 against the grader's own run of the recipe, per tensor: |student - recipe| / |recipe - start|. Measured on
+# the real sample at 95%: honest runs with other thread counts 0.024 at most (torch and TensorFlow); the nearest
+# run that is not the recipe (a new optimizer each epoch) 0.31, the forgeries 0.75 or more.
+MAX_RECIPE_DISTANCE = 0.1
+# ... and of the zero patterns: honest runs agree on 99.98%, runs with another schedule on 97.6% at most.
+MIN_ZEROS_AGREEMENT = 0.995
+
+
+@dataclass
+class Trace:
+    """A pruning function called at each level: the levels completed, the weights after each, its error."""
+    levels: list
+    states: list
+    error: str = ""
+
+
+class Context:
+    """The inputs of the checks: ``original`` weights, recorded ``items``, ``problems`` with items, how to
+    measure the accuracy of weights, and ``recipe(kind, start)``: the weights Part 4's recipe gives from
+    ``start`` (None in a student's own run, where Part 4 is compared with it only when graded)."""
+
+    def __init__(self, original: dict, items: dict, problems: dict, accuracy: Callable[[dict], float],
+                 recipe: Callable[[str, dict], dict] | None = None, layer_names: dict | None = None):
+        self.original, self.items, self.problems = original, items, problems
+        self._accuracy, self.recipe = accuracy, recipe
+        self._layer_names = layer_names or {}  # canonical layer -> the name the student's framework uses
+        self.convs = [k[:-7] for k, v in original.items() if k.endswith(".weight") and v.dim() == 4]
+        self.linears = [k[:-7] for k, v in original.items() if k.endswith(".weight") and v.dim() == 2]
+
+    def _item(self, item):
+        if item.name in self.problems or item.name not in self.items:  # a problem wins over a loaded item
+            what = f"the trace of `{item.source}`" if item.kind == "trace" else f"`{item.source}`"
+            problem = self.problems.get(item.name, "was not recorded")
+            raise AssertionError(f"Grading could not use {what}: it {problem}.")
+        return self.items[item.name]
+
+    def name(self, key: str) -> str:
+        """A canonical layer or parameter name as the student knows it (Keras: conv1, fc1, ...)."""
+        layer, dot, param = key.rpartition(".") if key.endswith((".weight", ".bias")) else (key, "", "")
+        shown = self._layer_names.get(layer, layer)
+        return f"{shown} ({param})" if dot and shown != layer else f"{shown}{dot}{param}"
+
+    def filter_word(self) -> str:
+        """What a filter is, in the student's framework."""
+        keras = bool(self._layer_names)
+        return "`kernel[..., c]` and `bias[c]`" if keras else "`weight[c]` and `bias[c]`"
+
+    def trace(self, item) -> Trace:
+        return self._item(item)
+
+    def state(self, item) -> dict:
+        return self._item(item)
+
+    def results(self, item) -> dict:
+        return self._item(item)
+
+    def accuracy(self, state: dict) -> float:
+        return self._accuracy(state)
+
+
+def _weights(ctx: Context) -> list[str]:
+    return ctx.convs + ctx.linears
+
+
+def _zeros_and_total(state: dict, layers) -> tuple[int, int]:
+    ws = [state[f"{n}.weight"] for n in layers]
+    return sum(int((w == 0).sum()) for w in ws), sum(w.numel() for w in ws)
+
+
+def _sparsity(state: dict, layers) -> float:
+    zeros, total = _zeros_and_total(state, layers)
+    return zeros / total
+
+
+def _complete(trace: Trace, item) -> Trace:
+    if trace.error:
+        raise AssertionError(f"Calling {item.source}: {trace.error}")
+    return trace
+
+
+def _require_pruning(ctx: Context, trace: Trace, item):
+    """No credit for a function that prunes (almost) nothing or (almost) everything: each level reaches half
+    its target and keeps at least a hundredth of the weights it should keep."""
+    _complete(trace, item)
+    for level, state in zip(trace.levels, trace.states):
+        observed = _sparsity(state, _weights(ctx))
+        if observed < level / 2:
+            raise AssertionError(
+                f"After {item.source}(model, {level}) only {observed:.2%} of the Conv2d+Linear weights are zero "
+                f"(target {level:.0%}): your function does not prune enough to be checked further.")
+        if observed > 1 - (1 - level) / 100:
+            raise AssertionError(
+                f"After {item.source}(model, {level}) {observed:.2%} of the Conv2d+Linear weights are zero "
+                f"(target {level:.0%}): your function prunes (almost) everything, so it cannot be checked further.")
+
+
+# ---------------------------------------------------------------- Part 1: global unstructured pruning
+
+def _compounding_hint(observed: list[float], levels) -> str:
+    repeated = [1 - (1 - levels[0]) ** (k + 1) for k in range(len(observed))]
+    compounded = [1 - math.prod(1 - t for t in levels[: k + 1]) for k in range(len(observed))]
+    if len(observed) > 1 and all(abs(o - r) < 0.01 for o, r in zip(observed, repeated)):
+        return (f" {observed[-1]:.0%} instead of {levels[len(observed) - 1]:.0%}: a float `amount` in "
+                "torch.nn.utils.prune is a fraction of the weights STILL UNPRUNED, so the same fraction at every "
+                "step compounds. Reread the documentation of `amount`.")
+    if len(observed) > 1 and all(abs(o - c) < 0.01 for o, c in zip(observed, compounded)):
+        return (" The steps compound: a float `amount` is a fraction of the weights still unpruned, not of all "
+                "weights, so passing the cumulative target as `amount` overshoots.")
+    return ""
+
+
+def cumulative_sparsity(ctx: Context):
+    """After each step exactly round(target * N) of all Conv2d+Linear weights are zero."""
+    item = registry.PART1_TRACE
+    trace = _complete(ctx.trace(item), item)
+    layers = _weights(ctx)
+    observed = [_sparsity(s, layers) for s in trace.states]
+    for level, state in zip(trace.levels, trace.states):
+        zeros, total = _zeros_and_total(state, layers)
+        if abs(zeros - level * total) > len(layers):  # per-step rounding: a weight per layer at most
+            raise AssertionError(
+                f"After pruning to {level:.0%} the model has {zeros / total:.2%} of its Conv2d+Linear weights at "
+                f"zero ({zeros} of {total}); expected {round(level * total)}. Sparsities after each step: "
+                + ", ".join(f"{o:.1%}" for o in observed) + "." + _compounding_hint(observed, trace.levels))
+
+
+def _threshold_violation(ctx: Context, pruned: dict) -> str | None:
+    """Message if some kept weight is smaller in |w| than some pruned one (across all layers)."""
+    pruned_max, kept_min, where = -1.0, math.inf, {}
+    for n in _weights(ctx):
+        w0, w1 = ctx.original[f"{n}.weight"].abs(), pruned[f"{n}.weight"]
+        zeroed, kept = (w1 == 0) & (w0 != 0), w1 != 0
+        if zeroed.any() and (m := w0[zeroed].max().item()) > pruned_max:
+            pruned_max, where["pruned"] = m, n
+        if kept.any() and (m := w0[kept].min().item()) < kept_min:
+            kept_min, where["kept"] = m, n
+    if pruned_max > kept_min:
+        return (f"layer '{ctx.name(where['kept'])}' kept a weight with |w| = {kept_min:.4g} while layer "
+                f"'{ctx.name(where['pruned'])}' "
+                f"lost one with |w| = {pruned_max:.4g}")
+    return None
+
+
+def global_threshold(ctx: Context):
+    """At each step the zeroed weights are the globally smallest |w| (one threshold over all layers)."""
+    item = registry.PART1_TRACE
+    trace = ctx.trace(item)
+    _require_pruning(ctx, trace, item)
+    for level, state in zip(trace.levels, trace.states):
+        if problem := _threshold_violation(ctx, state):
+            raise AssertionError(
+                f"At {level:.0%} the zeroed weights are not the globally smallest: {problem}. Global pruning ranks "
+                "ALL Conv2d and Linear weights together by |w|, so layers end with different sparsities; pruning "
+                "each layer by the same fraction (per-layer pruning) is not what was asked.")
+
+
+def _not_a_pruning(ctx: Context, state: dict) -> str | None:
+    """Why ``state`` is not the course model with some values set to zero (a non-zero value changed), or None:
+    the condition for crediting the accuracy of a pruned model."""
+    for key, before in ctx.original.items():
+        kept = state[key] != 0
+        if not torch.equal(state[key][kept], before[kept]):
+            return f"values of '{ctx.name(key)}' that are not zero differ from the course model's"
+    return None
+
+
+def _changed_besides_zeros(ctx: Context, state: dict) -> str | None:
+    """What ``state`` changed besides setting weights to zero (a bias, or a kept weight's value), or None."""
+    for key, before in ctx.original.items():
+        after = state[key]
+        if key.endswith(".bias") and not torch.equal(after, before):
+            return f"the bias '{ctx.name(key)}' changed: unstructured pruning here prunes weights only"
+        kept = after != 0
+        if key.endswith(".weight") and not torch.equal(after[kept], before[kept]):
+            return f"weights of '{ctx.name(key)}' that were not pruned changed value: pruning only sets weights to zero"
+    return None
+
+
+def only_weights_changed(ctx: Context):
+    """Biases untouched and kept weights keep their original values."""
+    item = registry.PART1_TRACE
+    trace = ctx.trace(item)
+    _require_pruning(ctx, trace, item)
+    for level, state in zip(trace.levels, trace.states):
+        if problem := _changed_besides_zeros(ctx, state):
+            raise AssertionError(f"At {level:.0%} {problem}.")
+
+
+def _check_sparsity(ctx: Context, state: dict, target: float, what: str):
+    layers = _weights(ctx)
+    zeros, total = _zeros_and_total(state, layers)
+    if abs(zeros - target * total) > len(layers):
+        raise AssertionError(f"{what} should have {target:.0%} of its Conv2d+Linear weights at zero, but has "
+                             f"{zeros / total:.2%}." + _compounding_hint([zeros / total], [target]))
+
+
+def final_model(ctx: Context):
+    """The notebook's ``model`` after Part 1: the course model global magnitude-pruned to 80%."""
+    state = ctx.state(registry.PART1_MODEL)
+    _check_sparsity(ctx, state, FINAL_SPARSITY, "After Part 1 `model`")
+    if problem := _threshold_violation(ctx, state):
+        raise AssertionError(f"`model` is at {FINAL_SPARSITY:.0%} but not by global magnitude: {problem}.")
+    if problem := _changed_besides_zeros(ctx, state):
+        raise AssertionError(f"`model` after Part 1 is not the course model with weights set to zero: {problem}.")
+
+
+def _check_accuracies(ctx: Context, results_item, levels, states):
+    recorded = ctx.results(results_item)
+    name = results_item.source
+    values = {}
+    for level in results_item.keys:
+        key = next((k for k in recorded if isinstance(k, float) and abs(k - level) < 1e-9), None)
+        if key is None:
+            raise AssertionError(f"`{name}` has no entry for level {level}; its keys are {list(recorded)[:10]}.")
+        values[level] = recorded[key]
+        if not isinstance(values[level], float) or not 0 <= values[level] <= 1:
+            raise AssertionError(f"`{name}[{level}]` should be the accuracy test_model returns (a float in [0, 1]), "
+                                 f"got {values[level]!r}.")
+    for level, state in zip(levels, states):
+        value = values[level]
+        actual = ctx.accuracy(state)
+        if abs(actual - value) > ACCURACY_TOLERANCE:
+            raise AssertionError(
+                f"`{name}[{level}]` = {value:.4f}, but your pruned model at {level:.0%} scores {actual:.4f} on "
+                "test_data. Record what test_model returns for the model right after pruning it to that level, "
+                "on the full test_data.")
+
+
+def unstructured_accuracies(ctx: Context):
+    """``unstructured_results[level]`` equals the accuracy of the student's own pruned model at that level."""
+    trace = ctx.trace(registry.PART1_TRACE)
+    _require_pruning(ctx, trace, registry.PART1_TRACE)
+    for level, state in zip(trace.levels, trace.states):
+        if problem := _not_a_pruning(ctx, state):
+            raise AssertionError(f"Your pruned model at {level:.0%} is not the course model with weights set to zero "
+                                 f"({problem}), so its accuracy cannot be credited.")
+    _check_accuracies(ctx, registry.PART1_RESULTS, trace.levels, trace.states)
+
+
+# ---------------------------------------------------------------- Part 2: filter pruning
+
+def _filter_report(ctx: Context, state: dict, conv: str, level: float):
+    per_filter_zero = (state[f"{conv}.weight"] == 0).flatten(1)
+    whole = per_filter_zero.all(1)
+    partial = per_filter_zero.any(1) & ~whole
+    return whole, partial, round(level * len(whole))
+
+
+def _whole_filters(ctx: Context, trace: Trace):
+    for level, state in zip(trace.levels, trace.states):
+        for conv in ctx.convs:
+            whole, partial, expected = _filter_report(ctx, state, conv, level)
+            if partial.any():
+                raise AssertionError(
+                    f"At level {level:.0%}, layer '{ctx.name(conv)}' has {int(partial.sum())} filters that are only "
+                    f"partly zero. Structured pruning removes WHOLE filters ({ctx.filter_word()} for filter c), not "
+                    "individual weights.")
+            if int(whole.sum()) != expected:
+                raise AssertionError(
+                    f"At level {level:.0%}, layer '{ctx.name(conv)}' has {int(whole.sum())} all-zero filters out of "
+                    f"{len(whole)}; expected round({level} * {len(whole)}) = {expected}. Prune each conv layer "
+                    "separately, starting from a freshly loaded model for each level.")
+
+
+def smallest_filters(ctx: Context):
+    """Per conv layer, exactly round(p * out_channels) whole filters are zero: the smallest-L2 ones."""
+    item = registry.PART2_TRACE
+    trace = _complete(ctx.trace(item), item)
+    _whole_filters(ctx, trace)
+    for level, state in zip(trace.levels, trace.states):
+        for conv in ctx.convs:
+            whole, _, _ = _filter_report(ctx, state, conv, level)
+            norms = ctx.original[f"{conv}.weight"].flatten(1).norm(dim=1)
+            if whole.any() and (~whole).any() and norms[whole].max() > norms[~whole].min() * (1 + 1e-6):
+                raise AssertionError(
+                    f"At level {level:.0%}, layer '{ctx.name(conv)}' zeroed a filter with L2 norm "
+                    f"{norms[whole].max():.4g} but kept one with norm {norms[~whole].min():.4g}: remove the filters "
+                    "with the SMALLEST L2 norm of their weights.")
+
+
+def _filter_pruned(ctx: Context) -> Trace:
+    """The Part 2 trace, if each model is the course model with whole filters set to zero (else no credit)."""
+    item = registry.PART2_TRACE
+    trace = _complete(ctx.trace(item), item)
+    try:
+        _whole_filters(ctx, trace)
+        for level, state in zip(trace.levels, trace.states):
+            if problem := _not_a_pruning(ctx, state):
+                raise AssertionError(f"At level {level:.0%} {problem}: pruning only sets values to zero.")
+    except AssertionError as exc:
+        raise AssertionError("Your Part 2 models are not filter-pruned, so this test cannot credit them: "
+                             + str(exc)) from None
+    return trace
+
+
+def only_filters_pruned(ctx: Context):
+    """A zeroed filter's bias is zero too; kept filters (weights and biases) and the Linear layers are untouched."""
+    trace = _filter_pruned(ctx)
+    for level, state in zip(trace.levels, trace.states):
+        for lin in ctx.linears:
+            for key in (f"{lin}.weight", f"{lin}.bias"):
+                if not torch.equal(state[key], ctx.original[key]):
+                    raise AssertionError(f"At level {level:.0%} the Linear layer '{ctx.name(key)}' was changed. Part 2 "
+                                         "prunes the filters of the conv layers only; leave Linear layers as they are.")
+        for conv in ctx.convs:
+            zeroed = (state[f"{conv}.weight"] == 0).flatten(1).all(1)
+            live = zeroed & (state[f"{conv}.bias"] != 0)
+            if live.any():
+                raise AssertionError(
+                    f"At level {level:.0%}, {int(live.sum())} zeroed filters of '{ctx.name(conv)}' keep a non-zero "
+                    f"bias. A filter is its weights AND its bias ({ctx.filter_word()}): a filter whose weights are "
+                    "zero but whose bias is not still outputs a constant map, so zero its bias too.")
+            kept_bias = ~zeroed & (state[f"{conv}.bias"] != ctx.original[f"{conv}.bias"])
+            if kept_bias.any():
+                raise AssertionError(f"At level {level:.0%}, kept filters of '{ctx.name(conv)}' lost their bias: "
+                                     "leave every kept filter as it is.")
+
+
+def structured_accuracies(ctx: Context):
+    """``structured_results[level]`` equals the accuracy of the student's filter-pruned model at that level."""
+    trace = _filter_pruned(ctx)
+    _check_accuracies(ctx, registry.PART2_RESULTS, trace.levels, trace.states)
+
+
+# ---------------------------------------------------------------- Part 4: pruning during vs after training
+
+def zeros_of(original: dict, state: dict) -> dict:
+    """The course model ``original`` with the zeros of ``state``: where Part 4's fine-tuning starts."""
+    return {k: v * (state[k] != 0) if k.endswith(".weight") else v for k, v in original.items()}
+
+
+def _recipe_problem(ctx: Context, state: dict, recipe: dict, start: dict) -> str | None:
+    """Why ``state`` is not the recipe's result ``recipe`` (both trained from ``start``), or None."""
+    layers = _weights(ctx)
+    agree = sum(int(((state[f"{n}.weight"] == 0) == (recipe[f"{n}.weight"] == 0)).sum()) for n in layers)
+    total = sum(state[f"{n}.weight"].numel() for n in layers)
+    if agree / total < MIN_ZEROS_AGREEMENT:
+        return (f"its zeros differ from those of the recipe's model in {1 - agree / total:.1%} of the weights "
+                f"(honest runs: under {1 - MIN_ZEROS_AGREEMENT:.1%})")
+    for key in state:
+        both = (state[key] != 0) & (recipe[key] != 0) if key.endswith(".weight") else torch.ones_like(state[key],
+                                                                                                       dtype=torch.bool)
+        update = (recipe[key] - start[key])[both].double().norm()
+        off = (state[key] - recipe[key])[both].double().norm()
+        distance = (off / update).item() if update > 0 else (0.0 if off == 0 else math.inf)
+        if distance > MAX_RECIPE_DISTANCE:
+            return (f"in '{ctx.name(key)}' it lies {distance:.0%} of the recipe's own training step away from the "
+                    f"recipe's model (honest runs: under {MAX_RECIPE_DISTANCE:.0%})")
+    return None
+
+
+RECIPE_HINT = ("Part 4 is graded on the recipe the notebook states: one SGD(lr=part4_lr, momentum=part4_momentum) per "
+               "run, train_epoch(model, optimizer, X_part4, y_part4, seed=epoch) for each epoch; try other settings "
+               "in cells of your own.")
+
+
+def finetuned_model(ctx: Context) -> str | None:
+    """The fine-tuned model keeps the zeros of the course model pruned to ``part4_target`` and is what the recipe
+    trains from there."""
+    tuned = ctx.state(registry.PART4_FINETUNED)
+    _check_sparsity(ctx, tuned, PART4.target, "`finetuned_model`")
+    if ctx.recipe is None:
+        return "compared with the grader's own run of the recipe when graded"
+    start = zeros_of(ctx.original, tuned)
+    if problem := _recipe_problem(ctx, tuned, ctx.recipe("finetuned", start), start):
+        raise AssertionError(f"`finetuned_model` is not what the recipe trains from the course model with your zeros "
+                             f"(pruned to part4_target = {PART4.target:.0%}, masks kept): {problem}. {RECIPE_HINT}")
+    return None
+
+
+def gradual_model(ctx: Context) -> str | None:
+    """The model pruned during training is what the recipe and its pruning schedule give from the course model."""
+    gradual = ctx.state(registry.PART4_GRADUAL)
+    _check_sparsity(ctx, gradual, PART4.target, "`gradual_model`")
+    if ctx.recipe is None:
+        return "compared with the grader's own run of the recipe when graded"
+    if problem := _recipe_problem(ctx, gradual, ctx.recipe("gradual", ctx.original), ctx.original):
+        steps = ", ".join(f"{PART4.target * (e + 1) / (PART4.epochs - 1):.1%}" for e in range(PART4.epochs - 1))
+        raise AssertionError(f"`gradual_model` is not what the recipe gives from the course model when it prunes "
+                             f"globally to {steps} at the end of each epoch but the last: {problem}. {RECIPE_HINT}")
+    return None
+
+
+def part4_accuracies(ctx: Context) -> str | None:
+    """The two recorded accuracies are those of the two Part 4 models (which follow the recipe)."""
+    try:
+        note = finetuned_model(ctx) or gradual_model(ctx)
+    except AssertionError as exc:
+        raise AssertionError(f"Your Part 4 models are not both right, so their accuracies cannot be credited: "
+                             f"{exc}") from None
+    recorded = ctx.results(registry.PART4_RESULTS)
+    for key, item in (("after_training", registry.PART4_FINETUNED), ("during_training", registry.PART4_GRADUAL)):
+        value = recorded.get(key)
+        if not isinstance(value, float) or not 0 <= value <= 1:
+            raise AssertionError(f"`part4_results['{key}']` should be the accuracy test_model returns for "
+                                 f"`{item.source}` (a float in [0, 1]), got {value!r}.")
+        actual = ctx.accuracy(ctx.state(item))
+        if abs(actual - value) > ACCURACY_TOLERANCE:
+            raise AssertionError(f"`part4_results['{key}']` = {value:.4f}, but `{item.source}` scores {actual:.4f} on "
+                                 "test_data: record test_model's result for that model on the full test_data.")
+    return note and "the models are compared with the grader's own run of the recipe when graded"
+
+
+def run(grade_id: str, ctx: Context) -> str | None:
+    """Run the check of ``grade_id`` on ``ctx``; AssertionError with the student's message if it fails, else
+    what was left for grading (a student's own run cannot compare Part 4 with the grader's recipe run)."""
+    return globals()[registry.test(grade_id).check](ctx)
