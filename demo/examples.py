@@ -21,10 +21,11 @@ END = "# *****END OF YOUR CODE (DO NOT DELETE/MODIFY THIS LINE)*****"
 KERAS_NAMES = re.compile(r"\bkeras_(prune_unstructured_to|prune_filters|finetune|train_with_gradual_pruning)\b")
 
 
-def source(function) -> str:
+def source(function, name: str | None = None) -> str:
     """The reference solution's code of ``function`` as a student's cell would hold it (Keras names without
-    their ``keras_`` prefix)."""
-    return "\n" + KERAS_NAMES.sub(r"\1", textwrap.dedent(inspect.getsource(function)))
+    their ``keras_`` prefix), the function renamed ``name`` if given."""
+    code = KERAS_NAMES.sub(r"\1", textwrap.dedent(inspect.getsource(function)))
+    return "\n" + (re.sub(r"^def \w+\(", f"def {name}(", code, count=1) if name else code)
 
 
 def mutate(text: str, old: str, new: str) -> str:
@@ -49,22 +50,32 @@ for level in structured_levels:
     prune_filters(fresh, level)
     structured_results[level] = test_model(fresh, test_data, mode=mode)
 '''
-# Part 4 with the reference functions' signatures, from the notebook's settings and its one-shot model.
+# Part 4: the notebook's two functions (the reference's, given the notebook's settings), then the two runs.
 P4_CALLS = '''
+def finetune(model, epochs):
+    recipe_finetune(model, epochs, X_part4, y_part4, part4_lr, part4_momentum)
+
+
+def train_with_gradual_pruning(model, epochs, target):
+    recipe_gradual(model, epochs, target, X_part4, y_part4, part4_lr, part4_momentum)
+
+
 finetuned_model = clone_model(one_shot_model)
-finetune(finetuned_model, part4_epochs, X_part4, y_part4, part4_lr, part4_momentum)
+finetune(finetuned_model, part4_epochs)
 gradual_model = load_model(path, mode=mode)
-train_with_gradual_pruning(gradual_model, part4_epochs, part4_target, X_part4, y_part4, part4_lr, part4_momentum)
+train_with_gradual_pruning(gradual_model, part4_epochs, part4_target)
 part4_results = {'after_training': test_model(finetuned_model, test_data, mode=mode),
                  'during_training': test_model(gradual_model, test_data, mode=mode)}
 '''
 
 P1_CORRECT = source(reference.prune_unstructured_to) + P1_SWEEP
 P2_CORRECT = source(reference.prune_filters) + P2_SWEEP
-P4_CORRECT = source(reference.finetune) + source(reference.train_with_gradual_pruning) + P4_CALLS
+P4_CORRECT = (source(reference.finetune, "recipe_finetune") + source(reference.train_with_gradual_pruning, "recipe_gradual")
+              + P4_CALLS)
 TF_P1_CORRECT = source(reference.keras_prune_unstructured_to) + P1_SWEEP
 TF_P2_CORRECT = source(reference.keras_prune_filters) + P2_SWEEP
-TF_P4_CORRECT = source(reference.keras_finetune) + source(reference.keras_train_with_gradual_pruning) + P4_CALLS
+TF_P4_CORRECT = (source(reference.keras_finetune, "recipe_finetune")
+                 + source(reference.keras_train_with_gradual_pruning, "recipe_gradual") + P4_CALLS)
 
 # Correct but different: masks by hand with kthvalue over all weights, written into the weights directly.
 P1_KTHVALUE = '''

@@ -1,6 +1,8 @@
-"""TensorFlow mode: the Keras counterparts of ``ece662.pruning_helper``.
+"""TensorFlow mode: the Keras counterparts of ``ece662.pruning_helper``, without torch.
 
-``pruning_helper``'s public functions hand Keras models (and
+The notebook's setup cell imports the helpers from here in TensorFlow mode
+(the same names as ``pruning_helper``'s), so a TensorFlow student never loads
+torch; ``pruning_helper``'s public functions also hand Keras models (and
 ``mode='tensorflow'``) to the functions of the same name here, so the seed
 calls work verbatim in both frameworks::
 
@@ -12,7 +14,7 @@ Images are normalised exactly as in torch mode (uint8 -> float32, minus
 Keras' layout. Prunable layers are Conv2D and Dense; their ``kernel`` holds
 the weights (Conv2D: HWIO, a filter is the last axis; Dense: (in, out)).
 
-Importing this module imports TensorFlow; torch-mode code never does.
+Importing this module imports TensorFlow (quietly: its start-up log is not shown); torch-mode code never does.
 """
 import json
 import os
@@ -26,6 +28,20 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # fewer TensorFlow C++ info lines in notebooks
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """Hide what native code writes to the process's stderr meanwhile (TensorFlow's start-up log, written
+    before its logging settings apply); Python's own errors still reach the caller as exceptions."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _load_triton_before_tensorflow() -> None:
@@ -43,8 +59,9 @@ def _load_triton_before_tensorflow() -> None:
 
 _load_triton_before_tensorflow()
 try:
-    import keras
-    import tensorflow  # noqa: F401  (Keras' backend; fail here, with the fix, when it is missing)
+    with _native_stderr_silenced():
+        import keras
+        import tensorflow  # noqa: F401  (Keras' backend; fail here, with the fix, when it is missing)
 except ImportError as exc:
     raise ModuleNotFoundError(
         "mode='tensorflow' needs TensorFlow: `pip install -e '.[tensorflow]'` in the ece662 folder "
@@ -57,6 +74,7 @@ from .architecture import ARCHITECTURE, CANONICAL_PREFIX, CHANNEL_MULTIPLE, CONV
 from .checkpoint import CHECKPOINT_FORMAT, ModelFileError, check_model_file, model_file_format
 from .data_utils import EVAL_BATCH_SIZE, TRAIN_BATCH_SIZE
 from .keras_model import ARCHIVE_HEADER, INPUT_SHAPE, archive_header, canonical_state, from_canonical
+from .paths import model_path  # noqa: F401 (the notebook imports it from here in TensorFlow mode)
 
 _MEAN = np.asarray(data_utils.CINIC10_MEAN, dtype=np.float32) * np.float32(255)
 _STD = np.asarray(data_utils.CINIC10_STD, dtype=np.float32) * np.float32(255)
@@ -76,11 +94,14 @@ def _readable_as(path: Path, suffix: str):
         yield copy
 
 
-def load_model(path):
+def load_model(path, mode="tensorflow"):
     """A Keras model ready for inference: the course ``tensorflow.model`` or your own ``.keras`` / ``.h5`` model.
 
     Warns when the course model was trained on other data than the dataset in use.
     """
+    if mode != "tensorflow":
+        raise TypeError(f"the TensorFlow helpers load Keras models; got mode={mode!r}: use mode='tensorflow', or "
+                        "import the helpers of ece662.pruning_helper for PyTorch.")
     path = check_model_file(path, "tensorflow")
     kind = model_file_format(path)
     if kind not in ("keras", "hdf5"):

@@ -1,69 +1,38 @@
-"""The notebook's plots: accuracy against pruning level, per-layer sparsity, weight magnitudes.
+"""The notebook's plots: accuracy against what pruning removes, per-layer sparsity and sensitivity, weight
+magnitudes, and paired comparisons of models evaluated on the same test images.
 
-Each function draws into ``ax`` (a new figure if None) and leaves showing it to the caller.
+Every accuracy difference is shown with a *paired* 95% interval: two models evaluated on the same images
+differ only on the images where one is right and the other wrong, so the interval of their difference is much
+tighter than two separate intervals would suggest. Functions take models of either framework and never import
+torch for a Keras model. Each draws a figure and leaves showing it to the caller; the measuring ones return
+their figures and print them as a table.
 """
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.ticker import PercentFormatter
 
-from .pruning_helper import effective_weight, prunable_layers
+from .weights import canonical_state, count_macs, count_parameters, helpers, is_torch
 
 CHANCE_ACCURACY = 0.1  # ten balanced classes
 Z_95 = 1.959964
-
-
-def wilson_interval(accuracy: float, n: int, z: float = Z_95) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion (an accuracy measured on ``n`` images)."""
-    if n <= 0:
-        raise ValueError(f"n must be a positive number of test images; got {n}")
-    centre = (accuracy + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(accuracy * (1 - accuracy) / n + z * z / (4 * n * n))
-    return centre - half, centre + half
 
 
 def _axes(ax, figsize=(7, 4.2)):
     return ax if ax is not None else plt.subplots(figsize=figsize)[1]
 
 
-def plot_accuracy(curves: dict, baseline: float, n_test: int, xlabel: str, title: str, ax=None):
-    """Test accuracy against pruning level for one or more labelled curves ``{label: {level: accuracy}}``.
-
-    Each curve starts at level 0 with the dense model's ``baseline``. The y-axis runs from 0 to 1, with the
-    chance line (10%), the dense baseline (dashed) and the band of test-set noise around it: the 95% Wilson
-    interval for an accuracy of ``baseline`` measured on ``n_test`` images. An accuracy inside the band is
-    within what another ``n_test`` test images could show for the dense model. Returns the Axes.
-    """
-    ax = _axes(ax)
-    low, high = wilson_interval(baseline, n_test)
-    ax.axhspan(low, high, color="tab:gray", alpha=0.2,
-               label=f"test-set noise: 95% Wilson interval, n = {n_test:,} ({low:.1%} - {high:.1%})")
-    ax.axhline(baseline, color="black", linestyle="--", linewidth=1, label=f"dense model ({baseline:.1%})")
-    ax.axhline(CHANCE_ACCURACY, color="tab:red", linestyle=":", linewidth=1, label="chance (10 classes)")
-    for (label, points), marker in zip(curves.items(), "osD^v<>"):
-        levels = sorted(points)
-        xs = ([0.0] if 0 not in points else []) + levels
-        ys = ([baseline] if 0 not in points else []) + [points[level] for level in levels]
-        ax.plot(xs, ys, marker=marker, label=label)
-    ax.set_ylim(0, 1)
-    ax.set_xlim(left=0)
-    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"test accuracy ({n_test:,} images)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
-    return ax
-
-
 def _layer_weights(model) -> list[tuple[str, str, np.ndarray]]:
     """(name, layer type, weights as numpy) of every prunable layer of a torch or Keras model (masks folded in)."""
     layers = []
-    for name, layer in prunable_layers(model):
-        weight = effective_weight(layer).numpy() if isinstance(layer, torch.nn.Module) else layer.kernel.numpy()
+    for name, layer in helpers(model).prunable_layers(model):
+        if is_torch(model):
+            from .pruning_helper import effective_weight
+
+            weight = effective_weight(layer).cpu().numpy()
+        else:
+            weight = layer.kernel.numpy()
         layers.append((name, type(layer).__name__, weight))
     return layers
 
@@ -124,6 +93,12 @@ def plot_weight_histogram(model, level: float, ax=None) -> float:
     return threshold
 
 
+def correct_on(model, test_data) -> np.ndarray:
+    """Which test images ``model`` classifies right (per image: a paired comparison's input)."""
+    X, y = test_data
+    return helpers(model).predict(model, X) == np.asarray(y)
+
+
 def paired_interval(correct: np.ndarray, reference: np.ndarray, z: float = Z_95) -> tuple[float, float, float]:
     """(difference, low, high) of the accuracy of ``correct`` minus that of ``reference``, both per-image
     correctness on the SAME images: a 95% interval for paired proportions, which only the images the two
@@ -139,10 +114,7 @@ def paired_interval(correct: np.ndarray, reference: np.ndarray, z: float = Z_95)
 def plot_paired_comparison(models: dict, test_data, reference: str, title: str):
     """Accuracy of each model (left) and its difference from ``models[reference]`` with a paired 95% interval
     (right), all on the same test images. Returns ``{name: (accuracy, difference, low, high)}`` and prints it."""
-    from .pruning_helper import predict
-
-    X, y = test_data
-    correct = {name: predict(model, X) == np.asarray(y) for name, model in models.items()}
+    correct = {name: correct_on(model, test_data) for name, model in models.items()}
     table = {name: (c.mean(), *paired_interval(c, correct[reference])) for name, c in correct.items()}
     names = list(models)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.6 * len(names) + 1.8), sharey=True)
@@ -154,7 +126,7 @@ def plot_paired_comparison(models: dict, test_data, reference: str, title: str):
     left.set_yticks(ys, names)
     left.set_xlim(0, min(1, max(accs) * 1.25 + 0.02))
     left.xaxis.set_major_formatter(PercentFormatter(1.0))
-    left.set_xlabel(f"test accuracy ({len(y):,} images)")
+    left.set_xlabel(f"test accuracy ({len(test_data[1]):,} images)")
     left.legend(fontsize="small", loc="lower right")
     others = [n for n in names if n != reference]
     diffs = np.array([table[n][1:] for n in others])
@@ -178,4 +150,122 @@ def plot_paired_comparison(models: dict, test_data, reference: str, title: str):
         acc, d, low, high = table[name]
         versus = "" if name == reference else f"{d * 100:+6.1f} pts [{low * 100:+.1f}, {high * 100:+.1f}]"
         print(f"{name:32s} {acc:9.1%} {versus:>28s}")
+    return table
+
+
+def measure_curve(models: dict, dense, test_data) -> dict:
+    """Each pruned model of ``models`` ({level: model}) against the ``dense`` one on the same test images:
+    {level: {accuracy, difference, low, high (its paired 95% interval), parameters, macs (fractions of the
+    dense model's that are left)}}, with the dense model's own figures under level 0."""
+    dense_correct = correct_on(dense, test_data)
+    dense_parameters, dense_macs = count_parameters(canonical_state(dense))[0], count_macs(canonical_state(dense))[0]
+    curve = {0.0: {"accuracy": dense_correct.mean(), "difference": 0.0, "low": 0.0, "high": 0.0, "parameters": 1.0,
+                   "macs": 1.0}}
+    for level, model in models.items():
+        correct, state = correct_on(model, test_data), canonical_state(model)
+        difference, low, high = paired_interval(correct, dense_correct)
+        curve[level] = {"accuracy": correct.mean(), "difference": difference, "low": low, "high": high,
+                        "parameters": count_parameters(state)[1] / dense_parameters,
+                        "macs": count_macs(state)[1] / dense_macs}
+    return curve
+
+
+def plot_curves(curves: dict, title: str, n_test: int):
+    """Accuracy against the non-zero parameters left (left) and against the multiply-accumulates left (right)
+    for each labelled curve of ``measure_curve``; error bars: the paired 95% interval of each model's difference
+    from the dense model (the point at 100%). Prints the figures as a table."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharey=True)
+    dense = next(iter(curves.values()))[0.0]["accuracy"]
+    for ax, x, label in zip(axes, ("parameters", "macs"), (
+            "non-zero parameters left (% of the dense model's)",
+            "multiply-accumulates left per image, zeros skipped (% of the dense model's)")):
+        for (name, curve), marker in zip(curves.items(), "osD^v"):
+            levels = sorted(curve)
+            xs = [curve[lv][x] for lv in levels]
+            ys = [curve[lv]["accuracy"] for lv in levels]
+            err = [[curve[lv]["difference"] - curve[lv]["low"] for lv in levels],
+                   [curve[lv]["high"] - curve[lv]["difference"] for lv in levels]]
+            ax.errorbar(xs, ys, yerr=err, marker=marker, capsize=3, label=name)
+        ax.axhline(dense, color="black", linestyle="--", linewidth=1, label=f"dense model ({dense:.1%})")
+        ax.axhline(CHANCE_ACCURACY, color="tab:red", linestyle=":", linewidth=1, label="chance (10 classes)")
+        ax.set_xlim(1.02, 0)  # from the dense model (all left) towards nothing left
+        ax.set_ylim(0, 1)
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"test accuracy ({n_test:,} images)")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize="small")
+    fig.suptitle(title + "\nerror bars: paired 95% interval of the difference from the dense model, same images")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    print(f"{'curve':28s} {'level':>6s} {'accuracy':>9s} {'vs dense (paired 95%)':>27s} {'params left':>12s} "
+          f"{'MACs left':>10s}")
+    for name, curve in curves.items():
+        for level in sorted(curve)[1:]:
+            p = curve[level]
+            versus = f"{p['difference'] * 100:+.1f} pts [{p['low'] * 100:+.1f}, {p['high'] * 100:+.1f}]"
+            print(f"{name[:28]:28s} {level:6.0%} {p['accuracy']:9.1%} {versus:>27s} {p['parameters']:12.1%} "
+                  f"{p['macs']:10.1%}")
+    return fig
+
+
+def _prune_one_layer(model, layer_index: int, level: float) -> None:
+    """Zero the fraction ``level`` of smallest-|w| weights of one layer only (the others untouched)."""
+    _, layer = helpers(model).prunable_layers(model)[layer_index]
+    if is_torch(model):
+        import torch
+
+        with torch.no_grad():
+            weight = layer.weight
+            count = round(level * weight.numel())
+            if count:
+                threshold = weight.abs().flatten().kthvalue(count).values
+                weight[weight.abs() <= threshold] = 0.0
+        return
+    kernel, *rest = layer.get_weights()
+    count = round(level * kernel.size)
+    if count:
+        threshold = np.partition(np.abs(kernel).ravel(), count - 1)[count - 1]
+        layer.set_weights([np.where(np.abs(kernel) <= threshold, 0.0, kernel), *rest])
+
+
+def layer_sensitivity(load, test_data, levels) -> dict:
+    """{layer: {level: accuracy when that layer alone loses its ``level`` smallest-|w| weights}}; ``load()``
+    returns a fresh dense model."""
+    dense = load()
+    names = [name for name, _ in helpers(dense).prunable_layers(dense)]
+    table = {}
+    for index, name in enumerate(names):
+        table[name] = {}
+        for level in levels:
+            model = load()
+            _prune_one_layer(model, index, level)
+            table[name][level] = correct_on(model, test_data).mean()
+    return table
+
+
+def plot_layer_sensitivity(load, test_data, levels=(0.5, 0.8, 0.9, 0.95)):
+    """Per-layer sensitivity: the accuracy when ONE layer alone loses its ``level`` smallest-|w| weights, for
+    each layer and level (``load()`` returns a fresh dense model). Prints the table; returns {layer: {level:
+    accuracy}}."""
+    dense = load()
+    sizes = [w.size for _, _, w in _layer_weights(dense)]
+    base = correct_on(dense, test_data).mean()
+    table = layer_sensitivity(load, test_data, levels)
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for (name, row), size, marker in zip(table.items(), sizes, "osD^v<>"):
+        ax.plot([0, *levels], [base, *row.values()], marker=marker, label=f"{name} ({size:,} weights)")
+    ax.axhline(CHANCE_ACCURACY, color="tab:red", linestyle=":", linewidth=1, label="chance (10 classes)")
+    ax.set_ylim(0, 1)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("fraction of THIS layer's weights set to zero (smallest |w| first; other layers untouched)")
+    ax.set_ylabel(f"test accuracy ({len(test_data[1]):,} images)")
+    ax.set_title("Per-layer sensitivity: each layer pruned alone")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower left")
+    fig.tight_layout()
+    print(f"{'layer':14s}" + "".join(f"{level:>8.0%}" for level in levels))
+    for name, row in table.items():
+        print(f"{name:14s}" + "".join(f"{acc:8.1%}" for acc in row.values()))
     return table

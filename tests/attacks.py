@@ -143,8 +143,8 @@ part4_results = {'after_training': test_model(finetuned_model, test_data, mode=m
 
 # Part 4's fine-tuning trains only the last layer, on 8 batches; the gradual run is honest.
 P4_LAST_LAYER_ONLY = examples.mutate(examples.P4_CORRECT, 
-    "finetuned_model = clone_model(one_shot_model)\nfinetune(finetuned_model, part4_epochs, X_part4, y_part4, part4_lr, "
-    "part4_momentum)\n", '''finetuned_model = clone_model(one_shot_model)
+    "finetuned_model = clone_model(one_shot_model)\nfinetune(finetuned_model, part4_epochs)\n",
+    '''finetuned_model = clone_model(one_shot_model)
 for p in finetuned_model.parameters():
     p.requires_grad_(False)
 last = list(finetuned_model.classifier)[-1]
@@ -156,14 +156,13 @@ train_epoch(finetuned_model, torch.optim.SGD(last.parameters(), lr=part4_lr, mom
 
 # One run passed off as two: the "gradual" model is a copy of the fine-tuned one.
 P4_ONE_RUN_AS_TWO = examples.mutate(examples.P4_CORRECT, 
-    "gradual_model = load_model(path, mode=mode)\ntrain_with_gradual_pruning(gradual_model, part4_epochs, part4_target, "
-    "X_part4, y_part4, part4_lr, part4_momentum)\n", "gradual_model = clone_model(finetuned_model)\n")
+    "gradual_model = load_model(path, mode=mode)\ntrain_with_gradual_pruning(gradual_model, part4_epochs, part4_target)\n",
+    "gradual_model = clone_model(finetuned_model)\n")
 
 # "Gradual" pruning done as dense training with the recipe, then one prune after it.
 P4_DENSE_THEN_PRUNE = examples.mutate(examples.P4_CORRECT, 
-    "train_with_gradual_pruning(gradual_model, part4_epochs, part4_target, X_part4, y_part4, part4_lr, part4_momentum)\n",
-    "finetune(gradual_model, part4_epochs, X_part4, y_part4, part4_lr, part4_momentum)\n"
-    "prune_unstructured_to(gradual_model, part4_target)\n")
+    "train_with_gradual_pruning(gradual_model, part4_epochs, part4_target)\n",
+    "finetune(gradual_model, part4_epochs)\nprune_unstructured_to(gradual_model, part4_target)\n")
 
 # Part 1's `model` halved before its test: the same zeros, other values.
 HALVE_MODEL = '''

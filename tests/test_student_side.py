@@ -11,13 +11,8 @@ from torch.nn.utils import prune
 from ece662 import data_utils, latency, plots
 from ece662.model import SmallCNN
 from ece662.pruning_helper import (
-    clone_model,
-    effective_weight,
-    global_sparsity,
-    layer_sparsity,
-    load_model,
-    prunable_layers,
-    train_epoch,
+    accuracy, clone_model, effective_state_dict, effective_weight, global_sparsity, layer_sparsity, load_model,
+    prunable_layers, train_epoch,
 )
 
 
@@ -109,27 +104,67 @@ def test_real_sample_pruned_training_learns_and_stays_sparse(sample_root, monkey
     assert all(torch.equal(zeros[n], z) for n, z in _zero_positions(model).items())
 
 
-def test_wilson_interval_matches_the_textbook_values():
-    low, high = plots.wilson_interval(0.5, 100)
-    assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)
-    low, high = plots.wilson_interval(0.41, 1000)  # the real sample: about +-3 points
-    assert 0.379 < low < 0.381 and 0.440 < high < 0.442
-    with pytest.raises(ValueError, match="positive number of test images"):
-        plots.wilson_interval(0.5, 0)
+def test_paired_interval_counts_only_the_images_the_models_disagree_on():
+    reference = np.array([True] * 50 + [False] * 50)
+    assert plots.paired_interval(reference, reference) == (0.0, 0.0, 0.0)  # the same model: no noise at all
+    better = reference.copy()
+    better[50:60] = True  # right on 10 more images, wrong on none it got right
+    difference, low, high = plots.paired_interval(better, reference)
+    assert difference == pytest.approx(0.10) and 0.04 < low < 0.10 < high < 0.16
+    # two models with the same accuracy that disagree on 40 images: an interval around 0, far wider
+    swapped = reference.copy()
+    swapped[:20], swapped[50:70] = False, True
+    difference, low, high = plots.paired_interval(swapped, reference)
+    assert difference == 0.0 and low < -0.1 and high > 0.1
 
 
-def test_accuracy_plot_shows_scale_chance_baseline_and_noise_band():
-    curves = {"unstructured": {0.2: 0.40, 0.8: 0.30}, "filters": {0.5: 0.2}}
-    ax = plots.plot_accuracy(curves, baseline=0.42, n_test=1000, xlabel="fraction of all weights", title="T")
-    assert ax.get_ylim() == (0, 1) and ax.get_xlabel() == "fraction of all weights" and ax.get_title() == "T"
-    lines = {line.get_label(): line for line in ax.get_lines()}
-    assert list(lines["unstructured"].get_xdata()) == [0.0, 0.2, 0.8]
-    assert list(lines["unstructured"].get_ydata()) == [0.42, 0.40, 0.30]
-    assert lines["chance (10 classes)"].get_ydata()[0] == 0.1
-    baseline = next(line for label, line in lines.items() if label.startswith("dense model"))
-    assert baseline.get_ydata()[0] == 0.42 and baseline.get_linestyle() == "--"
-    band = ax.patches[0].get_path().transformed(ax.patches[0].get_patch_transform()).vertices[:, 1]
-    assert (band.min(), band.max()) == pytest.approx(plots.wilson_interval(0.42, 1000))
+def test_costs_count_non_zero_parameters_and_the_work_left(course_env):
+    from ece662.compaction import remove_zero_filters
+    from ece662.weights import canonical_state, count_macs, count_parameters
+
+    dense = canonical_state(load_model(course_env))
+    assert count_parameters(dense)[0] == count_parameters(dense)[1] == 582_026
+    assert count_macs(dense)[0] == count_macs(dense)[1] == 8_488_192  # 3x3 convs at 32, 16 and 8 pixels, 2 Linear
+    filters = load_model(course_env)
+    for _, layer in prunable_layers(filters):
+        if isinstance(layer, nn.Conv2d):
+            prune.ln_structured(layer, "weight", amount=0.5, n=2, dim=0)
+            prune.custom_from_mask(layer, "bias", layer.weight_mask.flatten(1).any(1).float())
+    zeroed, removed = canonical_state(filters), canonical_state(remove_zero_filters(filters))
+    # a removed filter and the weights that read its (always zero) channel are skipped work in both models
+    assert count_macs(zeroed)[1] == count_macs(removed)[1] <= count_macs(removed)[0] < count_macs(zeroed)[0]
+
+
+def test_curves_measure_every_model_against_the_dense_one_on_the_same_images(course_env):
+    data = data_utils.get_CINIC10_data(verbose=False)
+    test_data = [data["X_test"], data["y_test"]]
+    dense = load_model(course_env)
+    models = {level: _prune_globally(load_model(course_env), level) for level in (0.5, 0.9)}
+    curve = plots.measure_curve(models, dense, test_data)
+    assert curve[0.0]["accuracy"] == pytest.approx(accuracy(dense, *test_data))
+    for level, model in models.items():
+        assert curve[level]["accuracy"] == pytest.approx(accuracy(model, *test_data))
+        assert curve[level]["low"] <= curve[level]["difference"] <= curve[level]["high"]
+        nonzero = sum(int((v != 0).sum()) for v in effective_state_dict(model).values())
+        assert curve[level]["parameters"] == pytest.approx(nonzero / 582_026)
+    fig = plots.plot_curves({"global": curve}, "T", len(test_data[1]))
+    for ax in fig.axes:
+        line = next(c for c in ax.containers if c.get_label() == "global").lines[0]
+        assert list(line.get_ydata()) == pytest.approx([curve[lv]["accuracy"] for lv in (0.0, 0.5, 0.9)])
+        assert ax.get_ylim() == (0, 1)
+
+
+def test_layer_sensitivity_prunes_one_layer_at_a_time(course_env):
+    data = data_utils.get_CINIC10_data(verbose=False)
+    test_data = [data["X_test"], data["y_test"]]
+    table = plots.layer_sensitivity(lambda: load_model(course_env), test_data, (0.0, 1.0))
+    dense = accuracy(load_model(course_env), *test_data)
+    assert list(table) == [name for name, _ in prunable_layers(load_model(course_env))]
+    assert all(row[0.0] == pytest.approx(dense) for row in table.values())  # nothing pruned
+    last = load_model(course_env)
+    with torch.no_grad():
+        last.classifier[4].weight.zero_()
+    assert table["classifier.4"][1.0] == pytest.approx(accuracy(last, *test_data))
 
 
 def test_layer_sparsity_bars_match_the_model(course_env):

@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from nbformat import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Integer, Unicode
@@ -27,7 +28,7 @@ from autograder.worker.measurements import Store, data_digest, key
 from autograder.worker.processes import kill_descendants
 from autograder.worker.results import Verdict
 from autograder.worker.sandbox import sweep
-from ece662.grading import evidence, registry
+from ece662.grading import checks, evidence, registry
 from ece662.grading.registry import PART4
 
 PASSED = "passed"
@@ -48,16 +49,16 @@ class TrustedData:
         return self.model_dir / f"{framework}.model"
 
     def original(self, framework: str) -> dict:
-        import torch
-
+        """The course model's weights, canonical layout, float32 numpy arrays."""
         if framework == "tensorflow":
             from ece662.keras_model import read_canonical_from_checkpoint
 
             state = read_canonical_from_checkpoint(self.course_file(framework))
-            return {k: torch.as_tensor(v, dtype=torch.float32) for k, v in state.items()}
-        from ece662.pruning_helper import read_checkpoint
+        else:
+            from ece662.checkpoint import read_checkpoint
 
-        return {k: v.float() for k, v in read_checkpoint(self.course_file(framework))["state_dict"].items()}
+            state = {k: v.float().numpy() for k, v in read_checkpoint(self.course_file(framework))["state_dict"].items()}
+        return {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
 
     def dataset(self) -> dict:
         """``get_CINIC10_data()`` of the grader's dataset, as a notebook with default settings gets it."""
@@ -80,8 +81,6 @@ class TrustedData:
     def recipe(self, framework: str):
         """``run(kind, start)``: Part 4's recipe from canonical weights ``start`` in ``framework``, on the grader's
         own training images, run once per store (``autograder/worker/recipe.py``)."""
-        import torch
-
         from autograder.worker import recipe
 
         def run(kind: str, start: dict) -> dict:
@@ -90,8 +89,7 @@ class TrustedData:
             course = hashlib.sha256(course_file.read_bytes()).hexdigest()
             name = key(kind, start, self._digest("part4", X, y), framework, repr(PART4), course)
             shapes = {k: tuple(v.shape) for k, v in start.items()}
-            state = self.store.train(name, shapes, lambda: recipe.run(kind, start, framework, course_file, X, y))
-            return {k: torch.from_numpy(v) for k, v in state.items()}
+            return self.store.train(name, shapes, lambda: recipe.run(kind, start, framework, course_file, X, y))
         return run
 
     def _digest(self, name: str, images, labels) -> str:
@@ -103,26 +101,16 @@ class TrustedData:
 
 def _load(folder: Path, item, shapes: dict):
     """(checks' view of the item, its framework)."""
-    import torch
-
-    from ece662.grading import checks
-
-    def tensors(state):
-        return {k: torch.from_numpy(v) for k, v in state.items()}
-
     if item.kind == "trace":
         levels, states, error, framework = evidence.read_trace(folder, item, shapes)
-        return checks.Trace(levels, [tensors(s) for s in states], error), framework
+        return checks.Trace(levels, states, error), framework
     if item.kind == "model":
-        state, framework = evidence.read_model(folder, item, shapes)
-        return tensors(state), framework
+        return evidence.read_model(folder, item, shapes)
     return evidence.read_results(folder, item), None
 
 
 def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
     """{grade_id: Verdict} for every autograded test. ``cell_status``: grade_id -> RAN or why it did not run."""
-    from ece662.grading import checks  # torch: imported only now, so the grader stays small while the kernel runs
-
     reference = trusted.original("torch")
     shapes = {k: tuple(v.shape) for k, v in reference.items()}
     needed = {item.name: item for t in registry.TESTS if cell_status.get(t.grade_id) == RAN for item in t.evidence}
@@ -146,8 +134,7 @@ def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
         except (OSError, ValueError):
             problems.update({name: f"was recorded in {framework} mode, which this course does not grade: use "
                                    "mode='torch'" for name in items})
-    ctx = checks.Context(original, items, problems, trusted.accuracy, trusted.recipe(framework),
-                         evidence.display_names(framework))
+    ctx = checks.Context(original, items, problems, trusted.accuracy, trusted.recipe(framework), framework)
 
     verdicts = {}
     for test in registry.TESTS:

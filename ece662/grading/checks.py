@@ -13,16 +13,18 @@ message addressed to the student. The same functions run in two places:
   live objects, at the registry's public levels and without the recipe:
   immediate feedback.
 
-All weights are in the canonical layout (see ``ece662/grading/evidence.py``), so the
-checks are the same for PyTorch and Keras submissions.
+All weights are float32 numpy arrays in the canonical layout (see
+``ece662/grading/evidence.py``), so the checks are the same for PyTorch and Keras
+submissions, and a TensorFlow-mode kernel never imports torch for them.
 """
 import math
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
+import numpy as np
 
 from . import registry
+from .evidence import display_names
 from .registry import FINAL_SPARSITY, PART4
 
 ACCURACY_TOLERANCE = 0.0025  # recorded vs re-evaluated accuracy (a few images of 5000; frameworks differ slightly)
@@ -48,12 +50,15 @@ class Context:
     ``start`` (None in a student's own run, where Part 4 is compared with it only when graded)."""
 
     def __init__(self, original: dict, items: dict, problems: dict, accuracy: Callable[[dict], float],
-                 recipe: Callable[[str, dict], dict] | None = None, layer_names: dict | None = None):
+                 recipe: Callable[[str, dict], dict] | None = None, framework: str = "torch"):
         self.original, self.items, self.problems = original, items, problems
         self._accuracy, self.recipe = accuracy, recipe
-        self._layer_names = layer_names or {}  # canonical layer -> the name the student's framework uses
-        self.convs = [k[:-7] for k, v in original.items() if k.endswith(".weight") and v.dim() == 4]
-        self.linears = [k[:-7] for k, v in original.items() if k.endswith(".weight") and v.dim() == 2]
+        self.keras = framework == "tensorflow"
+        self._layer_names = display_names(framework)  # canonical layer -> the name the student's framework uses
+        self.weights = "Conv2D and Dense kernels" if self.keras else "Conv2d and Linear weights"
+        self.linear = "Dense" if self.keras else "Linear"
+        self.convs = [k[:-7] for k, v in original.items() if k.endswith(".weight") and v.ndim == 4]
+        self.linears = [k[:-7] for k, v in original.items() if k.endswith(".weight") and v.ndim == 2]
 
     def _item(self, item):
         if item.name in self.problems or item.name not in self.items:  # a problem wins over a loaded item
@@ -70,8 +75,7 @@ class Context:
 
     def filter_word(self) -> str:
         """What a filter is, in the student's framework."""
-        keras = bool(self._layer_names)
-        return "`kernel[..., c]` and `bias[c]`" if keras else "`weight[c]` and `bias[c]`"
+        return "`kernel[..., c]` and `bias[c]`" if self.keras else "`weight[c]` and `bias[c]`"
 
     def trace(self, item) -> Trace:
         return self._item(item)
@@ -86,13 +90,18 @@ class Context:
         return self._accuracy(state)
 
 
+def _per_filter(array: np.ndarray) -> np.ndarray:
+    """A conv weight (or mask) as one row per output filter."""
+    return array.reshape(len(array), -1)
+
+
 def _weights(ctx: Context) -> list[str]:
     return ctx.convs + ctx.linears
 
 
 def _zeros_and_total(state: dict, layers) -> tuple[int, int]:
     ws = [state[f"{n}.weight"] for n in layers]
-    return sum(int((w == 0).sum()) for w in ws), sum(w.numel() for w in ws)
+    return sum(int((w == 0).sum()) for w in ws), sum(w.size for w in ws)
 
 
 def _sparsity(state: dict, layers) -> float:
@@ -114,31 +123,38 @@ def _require_pruning(ctx: Context, trace: Trace, item):
         observed = _sparsity(state, _weights(ctx))
         if observed < level / 2:
             raise AssertionError(
-                f"After {item.source}(model, {level}) only {observed:.2%} of the Conv2d+Linear weights are zero "
+                f"After {item.source}(model, {level}) only {observed:.2%} of the {ctx.weights} are zero "
                 f"(target {level:.0%}): your function does not prune enough to be checked further.")
         if observed > 1 - (1 - level) / 100:
             raise AssertionError(
-                f"After {item.source}(model, {level}) {observed:.2%} of the Conv2d+Linear weights are zero "
+                f"After {item.source}(model, {level}) {observed:.2%} of the {ctx.weights} are zero "
                 f"(target {level:.0%}): your function prunes (almost) everything, so it cannot be checked further.")
 
 
 # ---------------------------------------------------------------- Part 1: global unstructured pruning
 
-def _compounding_hint(observed: list[float], levels) -> str:
+def _compounding_hint(ctx: Context, observed: list[float], levels) -> str:
     repeated = [1 - (1 - levels[0]) ** (k + 1) for k in range(len(observed))]
     compounded = [1 - math.prod(1 - t for t in levels[: k + 1]) for k in range(len(observed))]
     if len(observed) > 1 and all(abs(o - r) < 0.01 for o, r in zip(observed, repeated)):
+        if ctx.keras:
+            return (f" {observed[-1]:.0%} instead of {levels[len(observed) - 1]:.0%}: zeroing the same fraction of "
+                    "the weights STILL NON-ZERO at every step compounds. Count the target as a fraction of ALL "
+                    "kernel weights, the zeros already there included.")
         return (f" {observed[-1]:.0%} instead of {levels[len(observed) - 1]:.0%}: a float `amount` in "
                 "torch.nn.utils.prune is a fraction of the weights STILL UNPRUNED, so the same fraction at every "
                 "step compounds. Reread the documentation of `amount`.")
     if len(observed) > 1 and all(abs(o - c) < 0.01 for o, c in zip(observed, compounded)):
+        if ctx.keras:
+            return (" The steps compound: each step zeroed its target fraction of the weights still non-zero, not "
+                    "of all weights, so it overshoots.")
         return (" The steps compound: a float `amount` is a fraction of the weights still unpruned, not of all "
                 "weights, so passing the cumulative target as `amount` overshoots.")
     return ""
 
 
 def cumulative_sparsity(ctx: Context):
-    """After each step exactly round(target * N) of all Conv2d+Linear weights are zero."""
+    """After each step exactly round(target * N) of all Conv2d/Linear (Conv2D/Dense) weights are zero."""
     item = registry.PART1_TRACE
     trace = _complete(ctx.trace(item), item)
     layers = _weights(ctx)
@@ -147,20 +163,20 @@ def cumulative_sparsity(ctx: Context):
         zeros, total = _zeros_and_total(state, layers)
         if abs(zeros - level * total) > len(layers):  # per-step rounding: a weight per layer at most
             raise AssertionError(
-                f"After pruning to {level:.0%} the model has {zeros / total:.2%} of its Conv2d+Linear weights at "
+                f"After pruning to {level:.0%} the model has {zeros / total:.2%} of its {ctx.weights} at "
                 f"zero ({zeros} of {total}); expected {round(level * total)}. Sparsities after each step: "
-                + ", ".join(f"{o:.1%}" for o in observed) + "." + _compounding_hint(observed, trace.levels))
+                + ", ".join(f"{o:.1%}" for o in observed) + "." + _compounding_hint(ctx, observed, trace.levels))
 
 
 def _threshold_violation(ctx: Context, pruned: dict) -> str | None:
     """Message if some kept weight is smaller in |w| than some pruned one (across all layers)."""
     pruned_max, kept_min, where = -1.0, math.inf, {}
     for n in _weights(ctx):
-        w0, w1 = ctx.original[f"{n}.weight"].abs(), pruned[f"{n}.weight"]
+        w0, w1 = np.abs(ctx.original[f"{n}.weight"]), pruned[f"{n}.weight"]
         zeroed, kept = (w1 == 0) & (w0 != 0), w1 != 0
-        if zeroed.any() and (m := w0[zeroed].max().item()) > pruned_max:
+        if zeroed.any() and (m := float(w0[zeroed].max())) > pruned_max:
             pruned_max, where["pruned"] = m, n
-        if kept.any() and (m := w0[kept].min().item()) < kept_min:
+        if kept.any() and (m := float(w0[kept].min())) < kept_min:
             kept_min, where["kept"] = m, n
     if pruned_max > kept_min:
         return (f"layer '{ctx.name(where['kept'])}' kept a weight with |w| = {kept_min:.4g} while layer "
@@ -178,7 +194,7 @@ def global_threshold(ctx: Context):
         if problem := _threshold_violation(ctx, state):
             raise AssertionError(
                 f"At {level:.0%} the zeroed weights are not the globally smallest: {problem}. Global pruning ranks "
-                "ALL Conv2d and Linear weights together by |w|, so layers end with different sparsities; pruning "
+                f"ALL {ctx.weights} together by |w|, so layers end with different sparsities; pruning "
                 "each layer by the same fraction (per-layer pruning) is not what was asked.")
 
 
@@ -187,7 +203,7 @@ def _not_a_pruning(ctx: Context, state: dict) -> str | None:
     the condition for crediting the accuracy of a pruned model."""
     for key, before in ctx.original.items():
         kept = state[key] != 0
-        if not torch.equal(state[key][kept], before[kept]):
+        if not np.array_equal(state[key][kept], before[kept]):
             return f"values of '{ctx.name(key)}' that are not zero differ from the course model's"
     return None
 
@@ -196,10 +212,10 @@ def _changed_besides_zeros(ctx: Context, state: dict) -> str | None:
     """What ``state`` changed besides setting weights to zero (a bias, or a kept weight's value), or None."""
     for key, before in ctx.original.items():
         after = state[key]
-        if key.endswith(".bias") and not torch.equal(after, before):
+        if key.endswith(".bias") and not np.array_equal(after, before):
             return f"the bias '{ctx.name(key)}' changed: unstructured pruning here prunes weights only"
         kept = after != 0
-        if key.endswith(".weight") and not torch.equal(after[kept], before[kept]):
+        if key.endswith(".weight") and not np.array_equal(after[kept], before[kept]):
             return f"weights of '{ctx.name(key)}' that were not pruned changed value: pruning only sets weights to zero"
     return None
 
@@ -218,8 +234,8 @@ def _check_sparsity(ctx: Context, state: dict, target: float, what: str):
     layers = _weights(ctx)
     zeros, total = _zeros_and_total(state, layers)
     if abs(zeros - target * total) > len(layers):
-        raise AssertionError(f"{what} should have {target:.0%} of its Conv2d+Linear weights at zero, but has "
-                             f"{zeros / total:.2%}." + _compounding_hint([zeros / total], [target]))
+        raise AssertionError(f"{what} should have {target:.0%} of its {ctx.weights} at zero, but has "
+                             f"{zeros / total:.2%}." + _compounding_hint(ctx, [zeros / total], [target]))
 
 
 def final_model(ctx: Context):
@@ -268,7 +284,7 @@ def unstructured_accuracies(ctx: Context):
 # ---------------------------------------------------------------- Part 2: filter pruning
 
 def _filter_report(ctx: Context, state: dict, conv: str, level: float):
-    per_filter_zero = (state[f"{conv}.weight"] == 0).flatten(1)
+    per_filter_zero = _per_filter(state[f"{conv}.weight"] == 0)
     whole = per_filter_zero.all(1)
     partial = per_filter_zero.any(1) & ~whole
     return whole, partial, round(level * len(whole))
@@ -298,7 +314,7 @@ def smallest_filters(ctx: Context):
     for level, state in zip(trace.levels, trace.states):
         for conv in ctx.convs:
             whole, _, _ = _filter_report(ctx, state, conv, level)
-            norms = ctx.original[f"{conv}.weight"].flatten(1).norm(dim=1)
+            norms = np.linalg.norm(_per_filter(ctx.original[f"{conv}.weight"]), axis=1)
             if whole.any() and (~whole).any() and norms[whole].max() > norms[~whole].min() * (1 + 1e-6):
                 raise AssertionError(
                     f"At level {level:.0%}, layer '{ctx.name(conv)}' zeroed a filter with L2 norm "
@@ -327,11 +343,12 @@ def only_filters_pruned(ctx: Context):
     for level, state in zip(trace.levels, trace.states):
         for lin in ctx.linears:
             for key in (f"{lin}.weight", f"{lin}.bias"):
-                if not torch.equal(state[key], ctx.original[key]):
-                    raise AssertionError(f"At level {level:.0%} the Linear layer '{ctx.name(key)}' was changed. Part 2 "
-                                         "prunes the filters of the conv layers only; leave Linear layers as they are.")
+                if not np.array_equal(state[key], ctx.original[key]):
+                    raise AssertionError(f"At level {level:.0%} the {ctx.linear} layer '{ctx.name(key)}' was changed. "
+                                         f"Part 2 prunes the filters of the conv layers only; leave {ctx.linear} "
+                                         "layers as they are.")
         for conv in ctx.convs:
-            zeroed = (state[f"{conv}.weight"] == 0).flatten(1).all(1)
+            zeroed = _per_filter(state[f"{conv}.weight"] == 0).all(1)
             live = zeroed & (state[f"{conv}.bias"] != 0)
             if live.any():
                 raise AssertionError(
@@ -361,16 +378,15 @@ def _recipe_problem(ctx: Context, state: dict, recipe: dict, start: dict) -> str
     """Why ``state`` is not the recipe's result ``recipe`` (both trained from ``start``), or None."""
     layers = _weights(ctx)
     agree = sum(int(((state[f"{n}.weight"] == 0) == (recipe[f"{n}.weight"] == 0)).sum()) for n in layers)
-    total = sum(state[f"{n}.weight"].numel() for n in layers)
+    total = sum(state[f"{n}.weight"].size for n in layers)
     if agree / total < MIN_ZEROS_AGREEMENT:
         return (f"its zeros differ from those of the recipe's model in {1 - agree / total:.1%} of the weights "
                 f"(honest runs: under {1 - MIN_ZEROS_AGREEMENT:.1%})")
     for key in state:
-        both = (state[key] != 0) & (recipe[key] != 0) if key.endswith(".weight") else torch.ones_like(state[key],
-                                                                                                       dtype=torch.bool)
-        update = (recipe[key] - start[key])[both].double().norm()
-        off = (state[key] - recipe[key])[both].double().norm()
-        distance = (off / update).item() if update > 0 else (0.0 if off == 0 else math.inf)
+        both = (state[key] != 0) & (recipe[key] != 0) if key.endswith(".weight") else np.ones(state[key].shape, bool)
+        update = np.linalg.norm((recipe[key] - start[key])[both].astype(np.float64))
+        off = np.linalg.norm((state[key] - recipe[key])[both].astype(np.float64))
+        distance = float(off / update) if update > 0 else (0.0 if off == 0 else math.inf)
         if distance > MAX_RECIPE_DISTANCE:
             return (f"in '{ctx.name(key)}' it lies {distance:.0%} of the recipe's own training step away from the "
                     f"recipe's model (honest runs: under {MAX_RECIPE_DISTANCE:.0%})")

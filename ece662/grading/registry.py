@@ -90,7 +90,7 @@ class ManualQuestion:
 
 TESTS = (
     GradedTest("test_part1_cumulative", "part1", 3, "cumulative_sparsity", (PART1_TRACE,),
-               "after each step exactly the target fraction of all Conv2d+Linear weights is zero",
+               "after each step exactly the target fraction of all conv and fully-connected weights is zero",
                public_levels=(0.1, 0.2)),
     GradedTest("test_part1_global", "part1", 3, "global_threshold", (PART1_TRACE,),
                "the zeroed weights are the globally smallest |w| (one threshold for all layers)",
@@ -102,10 +102,10 @@ TESTS = (
     GradedTest("test_part1_accuracies", "part1", 2, "unstructured_accuracies", (PART1_TRACE, PART1_RESULTS),
                "each recorded accuracy is that of your pruned model at that level", public_levels=()),
     GradedTest("test_part2_filters", "part2", 5, "smallest_filters", (PART2_TRACE,),
-               "each Conv2d layer has round(level * out_channels) all-zero filters, the smallest-L2 ones",
+               "each conv layer has round(level * filters) all-zero filters, the smallest-L2 ones",
                public_levels=(0.2,)),
     GradedTest("test_part2_scope", "part2", 2, "only_filters_pruned", (PART2_TRACE,),
-               "a zeroed filter's bias is zero too; kept filters, their biases and the Linear layers are untouched",
+               "a zeroed filter's bias is zero too; kept filters and the fully-connected layers are untouched",
                public_levels=(0.2,)),
     GradedTest("test_part2_accuracies", "part2", 3, "structured_accuracies", (PART2_TRACE, PART2_RESULTS),
                "each recorded accuracy is that of your filter-pruned model at that level", public_levels=()),
@@ -133,7 +133,7 @@ QUESTIONS = (
 )
 
 # Ungraded cells that autograding skips: nothing graded depends on them, and they only cost time.
-NOT_RUN_WHEN_GRADED = ("part3_compare", "part4_control", "part4_plot")
+NOT_RUN_WHEN_GRADED = ("part3_compare",)
 
 _BY_ID = {t.grade_id: t for t in TESTS}
 
