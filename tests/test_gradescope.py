@@ -206,6 +206,38 @@ def test_run_grades_a_submission(bundle, tmp_path, course_env):
     assert "BEGIN HIDDEN TESTS" not in json.dumps(payload)
 
 
+@pytest.mark.parametrize("name", ["kernel_leftovers", "part4_noise_not_trained"])
+def test_run_grades_red_team_attacks_exactly(bundle, tmp_path, course_env, name):
+    """Gradescope's path holds the same line: what the kernel leaves behind reaches nothing, Part 4 forged earns
+    nothing, and every test is graded (not crashed, not timed out)."""
+    from attacks import ATTACKS, VICTIM
+
+    attack = next(a for a in ATTACKS if a.name == name)
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / VICTIM).write_text("a grader's file\n")
+    root = tmp_path / "autograder"
+    extract(bundle, root / "source")
+    (root / "submission").mkdir()
+    (root / "submission" / NOTEBOOK).write_text(nbformat.writes(attack.build(probe)))
+    mode = sandbox.BUBBLEWRAP if sandbox.sandbox_unavailable_reason() is None else sandbox.NONE
+    payload = run(root, Settings(sandbox=mode, cell_timeout=60, notebook_timeout=400))
+    scores = {t["name"].split(":")[0]: t["score"] for t in payload["tests"]}
+    assert scores == attack.expected_scores(), payload["output"]
+    assert "(status: graded)" in payload["output"]
+    text = (root / "results" / "results.json").read_text()
+    assert "a grader's file" not in text and len(text) < 64 * 1024
+
+
+def test_results_json_shows_a_students_html_as_text():
+    message = 'prune_unstructured_to(model, 0.1) raised ValueError: <img src=x onerror="alert(1)">'
+    result = GradingResult("s", verdicts={t.grade_id: Verdict(False, message) for t in registry.TESTS},
+                           scores={t.grade_id: 0.0 for t in registry.TESTS}, detail="<script>x</script>")
+    payload = results_json(result, [], 1.0)
+    assert "<img" not in payload["output"] and "<script" not in payload["output"]
+    assert "&lt;img" in payload["output"] and payload["test_output_format"] == "text"
+
+
 # ---------------------------------------------------------------- the unprivileged-user containment mode
 
 def _free_uid() -> int:
