@@ -8,7 +8,7 @@ import torch
 
 from ece662.grading.registry import NOT_RUN_WHEN_GRADED
 
-from .grading import GOAL_VS_STOCK, phase_totals
+from .grading import FLOOR_SLACK, GOAL_VS_STOCK, phase_totals
 
 MIB_LIMIT = 1.5e9 / 2**20  # 1.5 GB
 
@@ -42,12 +42,19 @@ def goals(f: dict) -> list[dict]:
         {"id": "P4c", "what": f"grading pipeline, {p4['submissions']} submissions, 1 vs 2 workers",
          "measured": f"{p4['pipeline_1_workers_s']:.0f} s vs {p4['pipeline_2_workers_s']:.0f} s "
                      f"({p4['speedup_2_workers']:.2f}x)", "goal": "reported", "met": True},
-        *[{"id": f"P4d{w}", "what": f"our grading pipeline, {w} worker{'s' * (w > 1)} (sandbox, verification, "
-                                    f"feedback, merge) vs stock nbgrader autograde + generate_feedback, "
-                                    f"{p4['submissions']} submissions",
-           "measured": f"{p4['P4d'][f'vs_stock_{w}']:.2f}x as fast ({p4['P4d'][f'ours_{w}']['total_s']:.0f} s vs "
-                       f"{p4['P4d']['stock']['total_s']:.0f} s)",
-           "goal": f">= {goal}x as fast", "met": p4["P4d"][f"vs_stock_{w}"] >= goal} for w, goal in GOAL_VS_STOCK.items()],
+        *[{"id": f"{s}{w}", "what": f"our grading pipeline, {w} worker{'s' * (w > 1)} (sandbox, verification, "
+                                   f"feedback, merge) vs stock nbgrader autograde + generate_feedback, "
+                                   f"{p4['submissions']} submissions, Part 4 {part4}",
+           "measured": f"{p4[s][f'vs_stock_{w}']:.2f}x as fast ({p4[s][f'ours_{w}']['total_s']:.0f} s vs "
+                       f"{p4[s]['stock']['total_s']:.0f} s)",
+           "goal": f">= {goal}x as fast", "met": p4[s][f"vs_stock_{w}"] >= goal}
+          for s, part4 in (("P4d", "as the recipe"), ("P4e", "left undone")) for w, goal in GOAL_VS_STOCK.items()],
+        *[{"id": f"P4f{s[-1]}", "what": f"{s}: our 2-worker wall time against its CPU floor (its CPU time over "
+                                       "the cores: no schedule of the same work is faster)",
+           "measured": f"{p4[s]['ours_2']['total_s'] / p4[s]['floor']['2']['floor_s']:.2f}x the floor "
+                       f"({p4[s]['ours_2']['total_s']:.0f} s vs {p4[s]['floor']['2']['floor_s']:.0f} s)",
+           "goal": f"<= {FLOOR_SLACK}x", "met": p4[s]["ours_2"]["total_s"] <= FLOOR_SLACK * p4[s]["floor"]["2"]["floor_s"]}
+          for s in ("P4d", "P4e")],
         {"id": "P5a", "what": "80% filters physically removed: speed-up over dense",
          "measured": f"{speedup['filters_80_removed']:.1f}x ({p5['ms']['filters_80_removed']:.1f} vs "
                      f"{p5['ms']['dense']:.1f} ms / 256 images)", "goal": ">= 3x", "met": speedup["filters_80_removed"] >= 3},
@@ -105,13 +112,17 @@ def _per_submission(seconds: dict) -> str:
     return f"{sum(seconds.values()):.0f} s in all (" + ", ".join(f"{s} {t:.1f}" for s, t in seconds.items()) + ")"
 
 
-def p4d_lines(p4: dict) -> list[str]:
-    """P4d in words and a table: stock vs ours, the floor, and the phases of an autograde."""
-    p4d, stock = p4["P4d"], p4["P4d"]["stock"]
+SETS = {"P4d": "Part 4 as the recipe", "P4e": "Part 4 left undone"}
+
+
+def p4d_lines(p4: dict, name: str = "P4d") -> list[str]:
+    """One grading set (``name``: P4d or P4e) in words and a table: stock vs ours, the floor, and the phases of
+    an autograde."""
+    p4d, stock = p4[name], p4[name]["stock"]
     one, two = p4d["ours_1"], p4d["ours_2"]
     floor1, floor2 = p4d["floor"]["1"], p4d["floor"]["2"]
     return [
-        "## P4d: grading throughput against stock nbgrader", "",
+        f"## {name}: grading throughput against stock nbgrader ({SETS[name]})", "",
         f"{p4['submissions']} submissions ({', '.join(one['phases'])}), run in the order stock, ours with 1 worker, "
         f"ours with 2 workers" + (f", then reversed, alternating for {p4d['rounds']} rounds (each side's best). "
                                   if p4d["rounds"] > 1 else " (one round). ") +
@@ -169,7 +180,7 @@ def write_report(figures: dict, setup: dict, out_dir: Path) -> tuple[Path, Path]
         f"P2: {figures['P2']['note']}.",
         *([f"P1tf skipped: {figures['P1tf']['skipped']}."] if "skipped" in figures["P1tf"] else []),
         "",
-        *p4d_lines(figures["P4"]),
+        *[line for name in SETS for line in p4d_lines(figures["P4"], name)],
     ]
     md_path = out_dir / "REPORT.md"
     md_path.write_text("\n".join(lines))

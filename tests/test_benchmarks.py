@@ -23,7 +23,7 @@ def test_bench_measures_and_reports_every_goal(tmp_path):
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     with_tf = ["P1tf"] if importlib.util.find_spec("tensorflow") else []
     assert [g["id"] for g in report["goals"]] == ["P1", *with_tf, "P2a", "P2b", "P3", "P4a", "P4b", "P4c", "P4d1",
-                                                  "P4d2", "P5a", "P5b"]
+                                                  "P4d2", "P4e1", "P4e2", "P4fd", "P4fe", "P5a", "P5b"]
     figures = report["figures"]
     assert figures["P2"]["images"] == 10 * (60 + 20 + 40)
     assert figures["P1"]["images"] == 400 and figures["P1"]["ratio"] > 0
@@ -32,8 +32,20 @@ def test_bench_measures_and_reports_every_goal(tmp_path):
     full = float(sum(t.points for t in registry.TESTS))
     assert figures["P4"]["scores"] == {"correct": full, "correct_kthvalue_manual": full}
     assert figures["P4"]["scores_agree"]
-    # P4d: stock nbgrader timed on the same submissions; every phase of each autograde accounted for
-    p4d = figures["P4"]["P4d"]
+    for name in ("P4d", "P4e"):
+        _assert_grading_set(figures["P4"][name])
+    assert set(figures["P5"]["ms"]) == {"dense", "unstructured_80", "filters_80_masked", "filters_80_removed"}
+    summary = (tmp_path / "report" / "REPORT.md").read_text()
+    assert "synthetic (not CINIC-10)" in summary
+    for goal in report["goals"]:
+        assert f"| {goal['id']} |" in summary
+        assert f"{goal['id']:4s}" in run.stdout  # printed too
+    assert "| evidence loading and verification (with Part 4's recipe run when its start is new) |" in summary
+    assert "| &nbsp;&nbsp;cell `setup` |" in summary and "## P4e: grading throughput" in summary
+
+
+def _assert_grading_set(p4d: dict):
+    """Stock nbgrader timed on the same submissions; every phase of each of our autogrades accounted for."""
     assert p4d["stock"]["autograde_s"] > 0 and p4d["stock"]["feedback_s"] > 0
     for workers in ("1", "2"):
         ours = p4d[f"ours_{workers}"]
@@ -45,11 +57,3 @@ def test_bench_measures_and_reports_every_goal(tmp_path):
         assert floor["cpu_s"] > 0 and floor["stock_cpu_s"] > 0 and set(floor["verify_s"]) == set(ours["phases"])
         assert set(floor["part4_cell_s"]) == set(ours["phases"]) and all(floor["part4_cell_s"].values())
         assert floor["floor_s"] == floor["cpu_s"] / floor["cores"] and p4d[f"vs_stock_{workers}"] > 0
-    assert set(figures["P5"]["ms"]) == {"dense", "unstructured_80", "filters_80_masked", "filters_80_removed"}
-    summary = (tmp_path / "report" / "REPORT.md").read_text()
-    assert "synthetic (not CINIC-10)" in summary
-    for goal in report["goals"]:
-        assert f"| {goal['id']} |" in summary
-        assert f"{goal['id']:4s}" in run.stdout  # printed too
-    assert "| evidence loading and verification (with Part 4's recipe run when its start is new) |" in summary
-    assert "| &nbsp;&nbsp;cell `setup` |" in summary
