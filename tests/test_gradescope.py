@@ -34,7 +34,7 @@ SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS", "### END SOL
 @pytest.fixture(scope="module")
 def bundle(course_env, tmp_path_factory):
     out = tmp_path_factory.mktemp("gs")
-    return build(out / "bundle", train_images=100)
+    return build(out / "bundle", train_images=100, allow_small_dataset=True)  # the tiny dataset
 
 
 def extract(archive: Path, target: Path) -> Path:
@@ -171,9 +171,24 @@ def _supervise(root: Path, settings: Settings | str) -> dict:
     return json.loads((root / "results" / "results.json").read_text())
 
 
+# The supervisor in a driver whose child run sleeps: an empty submission alone can finish within 1 s.
+_SLEEPING_RUN = """
+import subprocess, sys
+from pathlib import Path
+from autograder.gradescope import supervisor
+popen = subprocess.Popen
+supervisor.subprocess.Popen = lambda cmd, **kw: popen([sys.executable, "-c", "import time; time.sleep(600)"], **kw)
+supervisor.supervise(Path(sys.argv[1]))
+"""
+
+
 def test_supervise_reports_a_run_that_never_finishes(tmp_path):
-    (tmp_path / "autograder" / "submission").mkdir(parents=True)
-    payload = _supervise(tmp_path / "autograder", Settings(sandbox="none", deadline_s=1))
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)
+    (root / "source").mkdir()
+    (root / "source" / "gradescope.json").write_text(Settings(sandbox="none", deadline_s=1).to_json())
+    subprocess.run([sys.executable, "-c", _SLEEPING_RUN, str(root)], cwd=REPO, check=True, timeout=120)
+    payload = json.loads((root / "results" / "results.json").read_text())
     assert payload["score"] == 0 and "timed out" in payload["output"] and "within 1 s" in payload["output"]
     assert [t["max_score"] for t in payload["tests"]] == [t.points for t in registry.TESTS]
 
