@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .architecture import ARCHITECTURE, CHANNEL_MULTIPLE, DEFAULT_CONFIG
+from .devices import model_device
 from .model import SmallCNN, build_model
 from .pruning_helper import _keras_dispatch, effective_weight
 
@@ -35,24 +36,25 @@ def kept_filters(conv: nn.Conv2d, multiple: int = CHANNEL_MULTIPLE) -> torch.Ten
 @_keras_dispatch
 @torch.no_grad()
 def remove_zero_filters(model: SmallCNN) -> SmallCNN:
-    """A compacted dense copy of ``model`` without its all-zero Conv2d filters (works on pruned models; a Keras
-    SmallCNN is compacted by ``ece662.keras_helper.remove_zero_filters``)."""
+    """A compacted dense copy of ``model``, on its device, without its all-zero Conv2d filters (works on pruned
+    models; a Keras SmallCNN is compacted by ``ece662.keras_helper.remove_zero_filters``)."""
     if not isinstance(model, SmallCNN):
         raise TypeError(f"remove_zero_filters works on the course SmallCNN, not {type(model).__name__}")
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
     linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
     keeps = [kept_filters(c) for c in convs]
     config = dict(DEFAULT_CONFIG, channels=[len(k) for k in keeps], hidden=linears[0].out_features)
-    small = build_model(ARCHITECTURE, config).eval()
+    device = model_device(model)
+    small = build_model(ARCHITECTURE, config).to(device).eval()
     small_convs = [m for m in small.features if isinstance(m, nn.Conv2d)]
-    keep_in = torch.arange(convs[0].in_channels)
+    keep_in = torch.arange(convs[0].in_channels, device=device)
     for conv, new, keep in zip(convs, small_convs, keeps):
         weight = effective_weight(conv)[keep][:, keep_in]
         new.weight.copy_(weight)
         new.bias.copy_(conv.bias.detach()[keep] * weight.flatten(1).ne(0).any(1))  # zero filters: no bias
         keep_in = keep
     spatial = linears[0].in_features // convs[-1].out_channels
-    columns = (keep_in[:, None] * spatial + torch.arange(spatial)[None, :]).flatten()
+    columns = (keep_in[:, None] * spatial + torch.arange(spatial, device=device)[None, :]).flatten()
     small_linears = [m for m in small.classifier if isinstance(m, nn.Linear)]
     small_linears[0].weight.copy_(effective_weight(linears[0])[:, columns])
     small_linears[0].bias.copy_(linears[0].bias.detach())

@@ -7,35 +7,49 @@ model's median over rounds with its spread, plus speed-ups taken within each
 round (both models saw the same moment) and a flag when the spread is too
 large to trust.
 """
+import sys
 import time
 
 import numpy as np
-import torch
-from torch import nn
 
 from ._allocator import keep_freed_memory_mapped
+from .weights import is_torch
 
 NOISY_RELATIVE_IQR = 0.2  # a model's IQR above 20% of its median: the machine was too busy to trust the figures
 WARMUP_PASSES = 2
 PASSES_PER_ROUND = 3
 
 
-def channels_last_batch(batch_size: int) -> torch.Tensor:
-    """A random image batch in the layout ``test_model`` feeds: NHWC images permuted to NCHW (channels last)."""
-    return torch.randn(batch_size, 32, 32, 3, generator=torch.Generator().manual_seed(0)).permute(0, 3, 1, 2)
+def random_images(batch_size: int) -> np.ndarray:
+    """A fixed random batch of float32 images, NHWC as ``get_CINIC10_data`` gives them."""
+    return np.random.default_rng(0).standard_normal((batch_size, 32, 32, 3), dtype=np.float32)
 
 
-def _forward(model, x: torch.Tensor):
-    """One inference pass; a Keras model gets the same images as an NHWC array, its own layout."""
-    if isinstance(model, nn.Module):
-        return lambda: model(x)
-    nhwc = np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())
-    return lambda: model(nhwc, training=False)
+def _forward(model, images: np.ndarray):
+    """One inference pass over ``images`` in the model's own layout: a torch model gets them permuted to NCHW
+    (channels last, the layout ``test_model`` feeds), a Keras model as they are (NHWC)."""
+    if not is_torch(model):  # Keras: a TensorFlow notebook never loads torch
+        return lambda: model(images, training=False)
+    torch = sys.modules["torch"]
+    x = torch.from_numpy(images).permute(0, 3, 1, 2)
+
+    def forward():
+        with torch.inference_mode():
+            return model(x)
+    return forward
 
 
-def _time_ms(model, x: torch.Tensor, passes: int) -> float:
-    """Median wall time (ms) of ``passes`` forward passes."""
-    forward = _forward(model, x)
+def _on_cpu_for_inference(model):
+    """A torch model in eval mode on the CPU (a copy when it is on a GPU); a Keras model as it is."""
+    if not is_torch(model):
+        return model
+    from .devices import on_cpu  # torch is loaded: the model is a torch module
+
+    return on_cpu(model).eval()
+
+
+def _time_ms(forward, passes: int) -> float:
+    """Median wall time (ms) of ``passes`` calls of ``forward``."""
     times = []
     for _ in range(passes):
         start = time.perf_counter()
@@ -65,26 +79,26 @@ def summarize_rounds(times_ms: dict[str, list[float]], reference: str) -> dict[s
     return summary
 
 
-def compare_latency(models: dict[str, nn.Module], batch_size: int = 256, rounds: int = 7) -> dict[str, dict]:
-    """Time every model on the same channels-last batch in ``rounds`` interleaved rounds; see ``summarize_rounds``.
+def compare_latency(models: dict, batch_size: int = 256, rounds: int = 7) -> dict[str, dict]:
+    """Time every model (torch or Keras) on the same images in ``rounds`` interleaved rounds; see
+    ``summarize_rounds``.
 
     Round r times the models in an order rotated by r, each as the median of a few forward passes, after
-    warm-up passes. The first model is the reference for the speed-ups. Models are left in eval mode.
+    warm-up passes. The first model is the reference for the speed-ups. Torch models are left in eval mode; one on
+    a GPU is timed as a CPU copy.
     """
     if not models:
         raise ValueError("compare_latency needs at least one model, e.g. {'dense': model}")
     keep_freed_memory_mapped()
-    names = list(models)
-    x = channels_last_batch(batch_size)
+    images = random_images(batch_size)
+    forwards = {name: _forward(_on_cpu_for_inference(model), images) for name, model in models.items()}
+    names = list(forwards)
     times = {name: [] for name in names}
-    with torch.inference_mode():
-        for name in names:
-            if isinstance(models[name], nn.Module):
-                models[name].eval()
-            _time_ms(models[name], x, WARMUP_PASSES)
-        for r in range(rounds):
-            for name in names[r % len(names):] + names[:r % len(names)]:
-                times[name].append(_time_ms(models[name], x, PASSES_PER_ROUND))
+    for name in names:
+        _time_ms(forwards[name], WARMUP_PASSES)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            times[name].append(_time_ms(forwards[name], PASSES_PER_ROUND))
     return summarize_rounds(times, reference=names[0])
 
 

@@ -42,6 +42,7 @@ from .checkpoint import (  # noqa: F401 (ModelFileError: the notebook's and stud
     save_checkpoint,
 )
 from .data_utils import EVAL_BATCH_SIZE, TRAIN_BATCH_SIZE
+from .devices import model_device, on_cpu
 from .model import build_model
 from .paths import check_mode as _check_mode
 from .paths import model_path  # noqa: F401 (the notebook imports it from here)
@@ -180,16 +181,17 @@ def save_model(model: nn.Module, path, mode="torch") -> Path:
     return save_checkpoint(state, path, dict(config, **_dropout(model)), meta)
 
 
-def _batches(X, y, batch_size):
-    """Yield normalised float batches from uint8 NHWC images (or preprocessed float NCHW)."""
+def _batches(X, y, batch_size, device="cpu"):
+    """Yield normalised float batches (and their labels) on ``device`` from uint8 NHWC images (or preprocessed
+    float NCHW)."""
     X = X if isinstance(X, (np.ndarray, torch.Tensor)) else np.asarray(X)
-    mean = torch.tensor(data_utils.CINIC10_MEAN).view(1, 3, 1, 1) * 255
-    std = torch.tensor(data_utils.CINIC10_STD).view(1, 3, 1, 1) * 255
+    mean = (torch.tensor(data_utils.CINIC10_MEAN).view(1, 3, 1, 1) * 255).to(device)
+    std = (torch.tensor(data_utils.CINIC10_STD).view(1, 3, 1, 1) * 255).to(device)
     y = torch.as_tensor(np.asarray(y)).long()
     if len(X) != len(y):
         raise ValueError(f"test_data holds {len(X)} images but {len(y)} labels")
     for start in range(0, len(X), batch_size):
-        xb = torch.as_tensor(np.array(X[start:start + batch_size]))
+        xb = torch.as_tensor(np.array(X[start:start + batch_size])).to(device)
         if xb.dtype == torch.uint8 and xb.shape[1:] == (32, 32, 3):
             # channels-last view (no copy): the CPU convolutions run about twice as fast on it as on NCHW
             xb = xb.permute(0, 3, 1, 2).float().sub_(mean).div_(std)
@@ -198,17 +200,18 @@ def _batches(X, y, batch_size):
                 "test_data[0] must hold uint8 images shaped (N, 32, 32, 3), as get_CINIC10_data() returns "
                 f"(or normalised float images shaped (N, 3, 32, 32)); got {xb.dtype} {tuple(xb.shape)}"
             )
-        yield xb, y[start:start + batch_size]
+        yield xb, y[start:start + batch_size].to(device)
 
 
 def _logits(model: nn.Module, X, batch_size: int):
-    """Yield the logits of ``model`` for ``X`` batch by batch (eval mode, no gradients; the mode is restored)."""
+    """Yield the logits of ``model`` for ``X`` batch by batch, on the model's device (eval mode, no gradients; the
+    mode is restored)."""
     keep_freed_memory_mapped()
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for xb, _ in _batches(X, np.zeros(len(X), dtype=np.int64), batch_size):
+            for xb, _ in _batches(X, np.zeros(len(X), dtype=np.int64), batch_size, model_device(model)):
                 yield model(xb)
     finally:
         model.train(was_training)
@@ -217,7 +220,8 @@ def _logits(model: nn.Module, X, batch_size: int):
 @_keras_dispatch
 def predict(model: nn.Module, X, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     """The class ``model`` predicts for each image of ``X`` (uint8 NHWC images, as get_CINIC10_data returns)."""
-    return np.concatenate([logits.argmax(1).numpy() for logits in _logits(model, X, batch_size)] or [[]]).astype(int)
+    return np.concatenate([logits.argmax(1).cpu().numpy() for logits in _logits(model, X, batch_size)]
+                          or [[]]).astype(int)
 
 
 def accuracy(model: nn.Module, X, y, batch_size: int = EVAL_BATCH_SIZE) -> float:
@@ -255,8 +259,9 @@ def effective_weight(layer: nn.Module) -> torch.Tensor:
 
 
 def effective_state_dict(model: nn.Module) -> dict:
-    """A plain state_dict (``weight``, not ``weight_orig``/``weight_mask``) of what the model computes with."""
-    return {key: value.detach().clone() for key, value in fold_pruning(model.state_dict()).items()}
+    """A plain state_dict (``weight``, not ``weight_orig``/``weight_mask``) of what the model computes with, on the
+    CPU wherever the model is."""
+    return {key: value.detach().to("cpu", copy=True) for key, value in fold_pruning(model.state_dict()).items()}
 
 
 def canonical_weights(model: nn.Module) -> dict[str, np.ndarray]:
@@ -298,12 +303,14 @@ def model_size_bytes(model: nn.Module) -> int:
 
 @_keras_dispatch
 def cpu_latency_ms(model: nn.Module, batch_size: int = 256, repeats: int = 15) -> float:
-    """Median wall time (ms) of one forward pass over a random batch on the CPU.
+    """Median wall time (ms) of one forward pass over a random batch on the CPU (a model on a GPU is timed as a CPU
+    copy).
 
     The batch has the memory layout ``test_model`` feeds (NHWC images permuted to NCHW, i.e. channels
     last), in which the CPU convolutions of this CNN run about twice as fast as on a contiguous NCHW batch.
     """
     keep_freed_memory_mapped()
+    model = on_cpu(model)
     model.eval()
     x = torch.randn(batch_size, 32, 32, 3, generator=torch.Generator().manual_seed(0)).permute(0, 3, 1, 2)
     times = []
@@ -318,7 +325,8 @@ def cpu_latency_ms(model: nn.Module, batch_size: int = 256, repeats: int = 15) -
 
 @_keras_dispatch
 def clone_model(model: nn.Module) -> nn.Module:
-    """An independent copy of a course SmallCNN that keeps its pruning masks (``prune.custom_from_mask``).
+    """An independent copy of a course SmallCNN, on the same device, that keeps its pruning masks
+    (``prune.custom_from_mask``).
 
     Weights of Conv2d/Linear layers that are zero without a mask (pruned by hand, or after ``prune.remove``)
     get a mask too. Training the copy keeps its pruned weights exactly zero; the original is untouched. Works on models
@@ -337,7 +345,7 @@ def clone_model(model: nn.Module) -> nn.Module:
     if config is None:
         raise TypeError(f"clone_model copies the course SmallCNN; for your own {type(model).__name__}, build a new "
                         "one and copy the weights with `new.load_state_dict(old.state_dict())`.")
-    copy = build_model(ARCHITECTURE, dict(config, **_dropout(model)))
+    copy = build_model(ARCHITECTURE, dict(config, **_dropout(model))).to(model_device(model))
     copy.load_state_dict(weights)
     for name, mask in masks.items():
         module, _, param = name.rpartition(".")
@@ -362,6 +370,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, X, y, batch_
     if not isinstance(seed, np.random.Generator):
         torch.manual_seed(seed)
     y = np.asarray(y)
+    device = model_device(model)
     loss_fn = nn.CrossEntropyLoss()
     was_training = model.training
     model.train()
@@ -371,8 +380,8 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, X, y, batch_
     try:
         for start in bar:
             idx = np.sort(order[start:start + batch_size])
-            (xb, yb), = _batches(X[idx], y[idx], len(idx))
-            flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
+            (xb, yb), = _batches(X[idx], y[idx], len(idx), device)
+            flip = torch.from_numpy(rng.random(len(idx)) < 0.5).to(device)
             xb[flip] = xb[flip].flip(3)
             loss = loss_fn(model(xb), yb)
             optimizer.zero_grad(set_to_none=True)

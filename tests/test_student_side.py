@@ -208,7 +208,10 @@ def test_compare_latency_times_every_model_every_round():
         latency.compare_latency({})
 
 
-def test_channels_last_batch_has_the_layout_test_model_feeds():
-    x = latency.channels_last_batch(4)
-    assert x.shape == (4, 3, 32, 32) and x.is_contiguous(memory_format=torch.channels_last)
-    assert np.isfinite(x.numpy()).all()
+def test_torch_models_are_timed_on_the_layout_test_model_feeds():
+    seen = []
+    probe = nn.Sequential(nn.Conv2d(3, 2, 3))
+    probe.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    latency.compare_latency({"probe": probe}, batch_size=4, rounds=1)
+    assert seen and all(x.shape == (4, 3, 32, 32) for x in seen)
+    assert all(x.is_contiguous(memory_format=torch.channels_last) and torch.isfinite(x).all() for x in seen)

@@ -122,6 +122,21 @@ def test_torch_mode_never_imports_tensorflow(course_env):
     assert out.stdout.split()[-2:] == ["False", "False"]
 
 
+def test_tensorflow_mode_never_imports_torch(tf_model_file):
+    """What a TensorFlow notebook's cells run, Part 3 and the graded cells' imports included, with torch blocked."""
+    probe = ("import sys, numpy as np; sys.modules['torch'] = None; "
+             "from ece662.keras_helper import *; from ece662 import plots, weights, latency, data_utils, grading; "
+             f"m = load_model({str(tf_model_file)!r}, mode='tensorflow'); "
+             "test_model(m, [np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4)], mode='tensorflow'); "
+             "k, b = m.layers[0].get_weights(); m.layers[0].set_weights([k * (np.arange(k.shape[-1]) % 2), b * 0]); "
+             "small = remove_zero_filters(m); weights.count_macs(weights.canonical_state(small)); "
+             "s = latency.compare_latency({'zeroed': m, 'removed': small}, batch_size=4, rounds=1); "
+             "print(sorted(s), small.layers[0].get_weights()[0].shape[-1] < k.shape[-1])")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["['removed',", "'zeroed']", "True"]
+
+
 def test_missing_tensorflow_names_the_fix(tf_model_file):
     probe = ("import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None; "
              "from ece662.pruning_helper import load_model; "

@@ -176,6 +176,7 @@ def _autograde(job: Job, course: Path, kernel: KernelPlaces, progress_fd: int) -
     db = course / "gradebook.db"
     shutil.copy(job.template_db, db)
     os.environ["OMP_NUM_THREADS"] = str(job.threads)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the kernel runs on the CPU, as the grader's run of Part 4's recipe
     os.environ[ENV_DIR] = str(kernel.evidence)
     argv = kernel_argv(kernel.folder, kernel.runtime, [Path(p) for p in job.readable], job.limits.memory_mb,
                        job.sandbox)

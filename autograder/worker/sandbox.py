@@ -130,7 +130,8 @@ def kernel_home(runtime: Path) -> Path:
 def _kernel_env(runtime: Path, home: str) -> dict:
     env = {"HOME": home, "TMPDIR": home, "MPLCONFIGDIR": f"{home}/matplotlib", "IPYTHONDIR": f"{home}/ipython",
            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "JUPYTER_RUNTIME_DIR": str(runtime),
-           "NBGRADER_EXECUTION": "autograde"}
+           "NBGRADER_EXECUTION": "autograde",
+           "CUDA_VISIBLE_DEVICES": ""}  # no GPU: the grader runs Part 4's recipe on the CPU
     env.update({key: os.environ[key] for key in _KEPT_ENV if key in os.environ})
     return env
 

@@ -1,0 +1,254 @@
+"""The student handout (``python -m autograder handout``) and ``python -m ece662.submit`` in it.
+
+The handout is built from the session's tiny course model and unpacked; a correct notebook is checked with
+``submit`` from the unpacked folder (which imports that folder's ``ece662``) and the file it writes is graded
+by the pipeline inside a Canvas bulk-download zip; broken notebooks get one sentence per problem. The same
+handout in a fresh virtual environment made from its ``requirements.txt`` alone is ``tests/test_handout_venv.py``.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import cli
+from autograder.course.handout import FOLDER, build
+from autograder.course.pipeline import Limits, grade
+from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, RELEASE_DIR, REPO, SOURCE_DIR
+from demo.examples import _drop, _rename, correct, insert_after, release_notebook
+from ece662 import submit
+from ece662.data_utils import DEFAULT_ROOT
+from ece662.datasets.download import ARCHIVE_NAME, CINIC10_MD5, CINIC10_URL
+from ece662.grading import registry
+from ece662.paths import model_path
+
+SETUP_FILES = {"requirements.txt", "requirements-tensorflow.txt", "environment.yml", "pyproject.toml", "README.md"}
+LIMITS = Limits(cell_timeout=60, notebook_timeout=400, memory_mb=6144)
+
+
+@pytest.fixture(scope="module")
+def handout(course_env, tmp_path_factory):
+    """(the zip, the unpacked handout folder), built with the command staff run."""
+    base = tmp_path_factory.mktemp("handout")
+    assert cli.main(["handout", "--out", str(base / "build")]) == 0
+    (archive,) = (base / "build").iterdir()  # exactly one file: the zip
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(base / "unpacked")
+    return archive, base / "unpacked" / FOLDER
+
+
+def student_env(**changes) -> dict:
+    """This session's environment as a student's shell has it: no ECE662_MODEL_DIR (the handout's models)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ECE662_MODEL_DIR", "PYTHONPATH", "NBGRADER_EXECUTION")}
+    return {**env, **changes}
+
+
+def test_the_zip_holds_the_notebook_the_helpers_the_models_and_the_setup_files_and_nothing_else(handout, course_env):
+    archive, folder = handout
+    with zipfile.ZipFile(archive) as z:
+        names = {n.removeprefix(f"{FOLDER}/") for n in z.namelist()}
+    helpers = {p.relative_to(REPO).as_posix() for p in (REPO / "ece662").rglob("*.py")}
+    models = {f"ece662/models/{mode}.model" for mode in ("torch", "tensorflow") if model_path(mode).is_file()}
+    assert "ece662/models/torch.model" in models  # tensorflow.model too when an earlier test made one
+    assert names == {NOTEBOOK, *SETUP_FILES, *helpers, *models}
+    assert not any("__pycache__" in n or n.startswith(("autograder", "tests", "demo", "assignment")) for n in names)
+    assert (folder / NOTEBOOK).read_bytes() == (REPO / RELEASE_DIR / ASSIGNMENT / NOTEBOOK).read_bytes()
+    assert "ece662/grading/cells.py" in names and "ece662/submit.py" in names and submit.NOTEBOOK == NOTEBOOK
+    # model_path finds the handout's model in the unpacked folder, whose ece662 is the one imported from there
+    found = subprocess.run([sys.executable, "-c", "from ece662.paths import model_path; print(model_path('torch'))"],
+                           cwd=folder, env=student_env(), capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(found) == folder / "ece662" / "models" / "torch.model"
+    assert Path(found).read_bytes() == Path(course_env).read_bytes()
+
+
+def test_a_tensorflow_model_is_shipped_when_there_is_one(tf_course_env, tmp_path):
+    with zipfile.ZipFile(build(tmp_path)) as z:
+        shipped = z.read(f"{FOLDER}/ece662/models/tensorflow.model")
+    assert shipped == Path(tf_course_env).read_bytes()
+
+
+def test_no_course_model_no_handout(tmp_path, monkeypatch):
+    monkeypatch.setenv("ECE662_MODEL_DIR", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="No course model at .*torch.model: train it first"):
+        build(tmp_path / "out")
+    assert not (tmp_path / "out" / f"{FOLDER}.zip").exists()
+
+
+def _solution_lines(notebook: Path) -> set[str]:
+    """Lines between ### BEGIN SOLUTION and ### END SOLUTION in any cell (code, and the questions' model answers)."""
+    lines, inside = set(), False
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for line in cell.source.splitlines():
+            if "### BEGIN SOLUTION" in line or "### END SOLUTION" in line:
+                inside = "BEGIN" in line
+            elif inside:
+                lines.add(line.strip())
+    return lines
+
+
+def _telling(lines: set[str]) -> set[str]:
+    """The lines that give something away: not blank, a comment, an import, a signature, a block header or a
+    docstring quote, and not in the notebook students get anyway (its recipe text names the training call)."""
+    public = "\n".join(c.source for c in nbformat.read(REPO / RELEASE_DIR / ASSIGNMENT / NOTEBOOK, as_version=4).cells)
+    return {line for line in lines if len(line) >= 12 and not line.endswith(":") and line not in public
+            and not line.startswith(("#", "import ", "from ", "def ", '"""'))}
+
+
+def _leaks(secrets: set[str], files: dict[str, str]) -> dict[str, list[str]]:
+    return {name: sorted(s for s in secrets if s in text) for name, text in files.items()
+            if any(s in text for s in secrets)}
+
+
+def test_no_solution_and_nothing_of_the_reference_solution_in_any_file(handout):
+    archive, _ = handout
+    solutions = _telling(_solution_lines(REPO / SOURCE_DIR / ASSIGNMENT / NOTEBOOK))
+    reference = _telling({line.strip() for line in (REPO / "autograder" / "reference.py").read_text().splitlines()})
+    assert len(solutions) > 30 and len(reference) > 20  # code and model answers, both frameworks
+    with zipfile.ZipFile(archive) as z:
+        files = {n: z.read(n).decode("utf-8", errors="replace") for n in z.namelist()}
+    # the checker finds them where they are
+    assert _leaks(solutions, {"source": (REPO / SOURCE_DIR / ASSIGNMENT / NOTEBOOK).read_text()})
+    assert _leaks(reference, {"reference": (REPO / "autograder" / "reference.py").read_text()})
+    assert _leaks(solutions | reference, files) == {}
+    for word in ("Model answer", "Rubric", "BEGIN SOLUTION", "BEGIN HIDDEN TESTS"):
+        assert not any(word in text for text in files.values()), word
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_setup_files_are_the_projects_dependencies_and_its_tensorflow_extra(handout):
+    _, folder = handout
+    with open(REPO / "pyproject.toml", "rb") as f:
+        project = tomllib.load(f)["project"]
+    needs, tensorflow = project["dependencies"], project["optional-dependencies"]["tensorflow"]
+    assert _requirement_lines(folder / "requirements.txt") == [*needs, "-e .  # this folder's ece662 package"]
+    assert _requirement_lines(folder / "requirements-tensorflow.txt") == ["-r requirements.txt", *tensorflow]
+    everything = "\n".join((folder / name).read_text() for name in SETUP_FILES - {"README.md"})
+    for grader_only in project["optional-dependencies"]["grading"]:
+        assert re.split(r"[=<>]", grader_only)[0] not in everything
+    with open(folder / "pyproject.toml", "rb") as f:
+        own = tomllib.load(f)
+    assert own["project"]["dependencies"] == needs
+    assert own["project"]["optional-dependencies"]["tensorflow"] == tensorflow
+    assert own["tool"]["setuptools"]["packages"]["find"]["include"] == ["ece662*"]
+    environment = (folder / "environment.yml").read_text()
+    assert f"name: {FOLDER}" in environment and "      - -r requirements.txt" in environment
+
+
+def test_the_readme_states_what_the_code_does(handout):
+    from ece662.datasets.__main__ import main as datasets_main
+
+    _, folder = handout
+    readme = (folder / "README.md").read_text()
+    assert not re.search(r"\{\w+\}", readme)  # every placeholder filled
+    download = DEFAULT_ROOT.parent / ARCHIVE_NAME  # where the download command looks for a verified archive
+    for fact in (CINIC10_URL, CINIC10_MD5, f"`{download.relative_to(REPO).as_posix()}`",
+                 f"`{DEFAULT_ROOT.relative_to(REPO).as_posix()}`", "python -m ece662.datasets download --root DIR",
+                 "--keep-archive", f"{submit.UPLOAD_DIR}/{submit.NOTEBOOK}", f"at most {submit.MAX_MB} MB",
+                 "--index-url https://download.pytorch.org/whl/cpu", "pip install -r requirements-tensorflow.txt",
+                 f"conda activate {FOLDER}", "python -m ece662.submit", "`ece662/models/torch.model`"):
+        assert fact in readme, fact
+    with pytest.raises(SystemExit) as exit_:  # the options the README names exist
+        datasets_main(["download", "--root", "x", "--keep-archive", "--help"])
+    assert exit_.value.code == 0
+
+
+def test_nbgrader_checksum_is_nbgraders(handout):
+    from nbgrader.utils import compute_checksum
+
+    _, folder = handout
+    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
+    cells = [c for c in nb.cells if "nbgrader" in c.metadata]
+    assert len(cells) > 30
+    for cell in cells:
+        assert submit.nbgrader_checksum(cell) == compute_checksum(cell)
+        if cell.metadata.nbgrader.get("locked"):
+            assert submit.nbgrader_checksum(cell) == cell.metadata.nbgrader["checksum"]
+    cells[0].source += " "
+    assert submit.nbgrader_checksum(cells[0]) == compute_checksum(cells[0]) != cells[0].metadata.nbgrader["checksum"]
+
+
+def test_submit_a_correct_notebook_then_grade_its_file_in_a_canvas_zip(handout, tmp_path):
+    _, folder = handout
+    nbformat.write(correct(), folder / NOTEBOOK)
+    run = subprocess.run([sys.executable, "-m", "ece662.submit"], cwd=folder, env=student_env(),
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.strip().splitlines()
+    upload = Path(lines[-1])
+    assert "No problems found." in lines and upload == folder / submit.UPLOAD_DIR / NOTEBOOK
+    assert upload.read_bytes() == (folder / NOTEBOOK).read_bytes()
+    canvas = tmp_path / "submissions.zip"  # Canvas names a file <name>[_late]_<user id>_<submission id>_<file name>
+    with zipfile.ZipFile(canvas, "w") as z:
+        z.write(upload, f"doejane_4242_1001_{upload.name}")
+    (result,) = grade(canvas, tmp_path / "out", workers=1, limits=LIMITS, verbose=False)
+    assert (result.student, result.status) == ("4242", "graded"), result.detail
+    assert result.scores == {**{t.grade_id: float(t.points) for t in registry.TESTS},  # every part done: full points
+                             **{q.grade_id: None for q in registry.QUESTIONS}}  # the answers wait for a grader
+
+
+def test_submit_explains_each_problem_in_one_sentence(handout):
+    _, folder = handout
+    nb = insert_after(_rename(_drop(release_notebook(), "test_part1_global"), "test_part2_scope", "my_test"),
+                      "setup", "raise ValueError('my own mistake')")
+    next(c for c in nb.cells if c.get("id") == "test_part4_gradual").source += "\nprint('edited')"
+    next(c for c in nb.cells if c.get("id") == "setup").source += "\nprint('edited')"
+    nbformat.write(nb, folder / "broken.ipynb")
+    report = submit.check(folder / "broken.ipynb", say=lambda _: None)
+    expected = [
+        "The test cell 'test_part1_global' is missing",
+        "The test cell 'test_part2_scope' is missing",
+        "Cell 20 ('my_test') is a locked cell of the handout but was changed",
+        "Cell 4 ('setup') is a locked cell of the handout but was changed",
+        "The test cell 'test_part4_gradual' (cell 34) was changed, and grading runs the original test instead",
+        "Cell 5 (\"raise ValueError('my own mistake')\") raised ValueError: my own mistake.",
+        "Cell 8 ('part1_code') still raises NotImplementedError: replace its `raise NotImplementedError()` lines",
+        "Cell 13 ('part1_plot') raised NotImplementedError: a function of yours that it calls is not written yet.",
+        "The public check of 'test_part1_cumulative' (cell 9) failed: AssertionError: ",
+    ]
+    for start in expected:
+        assert any(p.startswith(start) for p in report.problems), (start, report.problems)
+    for problem in report.problems:  # one sentence each
+        assert "\n" not in problem and re.fullmatch(r"[A-Z].*[.!?]", problem) and len(problem) < 400, problem
+    assert report.upload == folder / submit.UPLOAD_DIR / NOTEBOOK  # unfinished work can still be handed in
+
+
+def test_submit_on_files_that_are_no_notebook(tmp_path, capsys):
+    text = nbformat.writes(correct())
+    (tmp_path / "cut.ipynb").write_text(text[:2000])
+    assert submit.main([str(tmp_path / "cut.ipynb")]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"cut\.ipynb is not valid JSON \(line \d+, column \d+: .*\), so neither Jupyter nor the grader "
+                     r"can open it: copy your code into a fresh copy of the handout zip's pruning\.ipynb\.", out)
+    assert out.strip().endswith("Nothing to upload was written: fix the problem above and run this again.")
+    assert not (tmp_path / submit.UPLOAD_DIR).exists()
+    checkpoint = tmp_path / ".ipynb_checkpoints" / "cut-checkpoint.ipynb"
+    checkpoint.parent.mkdir()
+    checkpoint.write_text(text)
+    assert f"restore the copy Jupyter saved at {checkpoint}" in submit.check(tmp_path / "cut.ipynb").problems[0]
+    (tmp_path / "other.ipynb").write_text(json.dumps({"cells": "none"}))
+    assert "is JSON but not a valid notebook" in submit.check(tmp_path / "other.ipynb").problems[0]
+    assert "does not exist" in submit.check(tmp_path / "missing.ipynb").problems[0]
+
+
+def test_submit_checks_size_and_duplicated_cells_without_running(tmp_path):
+    nb = correct()
+    test_cell = next(c for c in nb.cells if c.get("id") == "test_part2_filters")
+    nb.cells.append(nbformat.from_dict(json.loads(json.dumps(test_cell))))  # pasted twice
+    nb.cells[-1].id = "pasted"
+    nb.cells[-1].outputs = [nbformat.v4.new_output("stream", text="x" * (submit.MAX_MB * 2**20))]
+    nbformat.write(nb, tmp_path / NOTEBOOK)
+    report = submit.check(tmp_path / NOTEBOOK, run=False, say=lambda _: None)
+    assert len(report.problems) == 2, report.problems
+    assert re.match(rf".*{NOTEBOOK} is \d+\.\d MB, more than {submit.MAX_MB} MB, because of large outputs",
+                    report.problems[0])
+    assert report.problems[1].startswith("The test cell 'test_part2_filters' appears 2 times (cells 19, 40)")
+    assert submit.graded_cell_problems(release_notebook()) == []  # the notebook as handed out has none
