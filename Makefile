@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-gradescope bench release model clean
+.PHONY: demo test test-gradescope test-handout bench release model clean
 
 $(STAMP): pyproject.toml
 	@for tool in bwrap:bubblewrap chromium:chromium; do \
@@ -30,15 +30,20 @@ test: $(STAMP)        ## the whole test suite (what CI runs)
 test-gradescope: $(STAMP)  ## the Gradescope bundle in a clean Debian root (root, debootstrap; ~10 min)
 	$(PY) -m pytest -m gradescope_image -s tests/test_gradescope_image.py
 
+test-handout: $(STAMP)  ## the student handout in a fresh venv from its requirements.txt alone (PyPI; a few minutes)
+	$(PY) -m pytest -m handout_venv -s tests/test_handout_venv.py
+
 bench: $(STAMP)       ## speed and memory at full CINIC-10 size (synthetic); writes benchmarks/REPORT.md
 	$(PY) -m benchmarks
 
 release: $(STAMP)     ## regenerate release/ from assignment/ with nbgrader
 	$(PY) -m autograder release
 
-model: $(STAMP)       ## train ece662/models/{torch,tensorflow}.model on the data get_CINIC10_data() finds
+model: $(STAMP)       ## train ece662/models/{torch,tensorflow}.model on the data get_CINIC10_data() finds, then profile them
 	$(PY) -m ece662.train --mode torch
 	$(PY) -m ece662.train --mode tensorflow
+	$(PY) -m autograder profile --mode torch
+	$(PY) -m autograder profile --mode tensorflow
 
 clean:
 	rm -rf build .pytest_cache

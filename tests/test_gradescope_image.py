@@ -189,7 +189,7 @@ def image(course_env, tmp_path_factory):
         pytest.skip(reason)
     memory, cpus = os.environ.get("ECE662_GS_MEMORY_MB"), os.environ.get("ECE662_GS_CPUS")
     cgroup = LimitsCgroup(int(memory) if memory else None, float(cpus) if cpus else None)
-    archive = build(tmp_path_factory.mktemp("bundle"))
+    archive = build(tmp_path_factory.mktemp("bundle"), allow_small_dataset=True)  # the tiny dataset
     root = CleanRoot(tmp_path_factory.mktemp("gradescope") / "root", cgroup)  # limits apply to grading only
     base_mb = root.size_mb()
     _extract(archive, root.path / "autograder" / "source")

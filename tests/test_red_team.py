@@ -7,23 +7,21 @@ points of its real work, the status it states, and feedback without hidden tests
 The direct tests feed ``autograder.worker.verify.verify`` one malformed evidence file at a time: each must be
 refused with a message for the student, never crash, hang or read more than the size cap.
 """
-import contextlib
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 from attacks import ATTACKS, CLASSMATE, HEARTBEAT, UNSANDBOXED, VICTIM
+from formgrader_session import chromium_dom, formgrader
 
 from autograder.course.pipeline import Limits, grade
 from autograder.worker.sandbox import kernel_argv, sandbox_unavailable_reason
@@ -211,23 +209,6 @@ def test_what_a_kernel_leaves_behind_reaches_no_trusted_code(run, request):
             assert not re.search(r"root:[^:\n]*:\d+:", text), path  # a line of /etc/shadow
 
 
-def _chromium_dom(url: str) -> str:
-    """The DOM of ``url`` after its scripts ran, from headless Chromium."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("headless Chromium is not installed (Debian package chromium; `make test` installs it)")
-    profile = tempfile.mkdtemp(prefix="ece662-chromium-")
-    try:
-        done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                               "--disable-quic", f"--user-data-dir={profile}", "--virtual-time-budget=5000",
-                               "--dump-dom", url], capture_output=True, text=True, timeout=120)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-    assert done.returncode == 0 and "<body" in done.stdout, done.stderr[-2000:]
-    return done.stdout
-
-
 def _assert_inert(dom: str, where: str):
     assert not re.search(r"<body[^>]*data-owned", dom), f"a student's script ran in {where}"
     assert "<title>OWNED" not in dom, f"a student's script ran in {where}"
@@ -238,7 +219,7 @@ def _assert_inert(dom: str, where: str):
 def test_student_html_is_inert_in_the_feedback_page(run, request):
     base, _ = request.getfixturevalue(run)
     page = base / "out" / "feedback" / "html_payloads.html"
-    _assert_inert(_chromium_dom(page.as_uri()), "the feedback page")
+    _assert_inert(chromium_dom(page.as_uri()), "the feedback page")
     assert "Content-Security-Policy" in page.read_text()
 
 
@@ -251,34 +232,9 @@ def test_student_html_is_inert_in_formgrader(red_team):
             "SELECT submitted_notebook.id FROM submitted_notebook JOIN submitted_assignment ON "
             "submitted_notebook.assignment_id = submitted_assignment.id WHERE submitted_assignment.student_id = ?",
             ("html_payloads",)).fetchone()
-    with formgrader(out) as (port, token):
-        dom = _chromium_dom(f"http://127.0.0.1:{port}/formgrader/submissions/{submission}/?token={token}")
+    with formgrader(out) as server:
+        dom = chromium_dom(f"{server.base}/formgrader/submissions/{submission}/?token={server.token}")
     _assert_inert(dom, "formgrader's submission view")
-
-
-@contextlib.contextmanager
-def formgrader(out: Path):
-    """``python -m autograder formgrade OUT`` running: (port, token from the link it prints)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "autograder", "formgrade", str(out), "--port", str(port)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline, token = time.monotonic() + 120, None
-        while token is None and time.monotonic() < deadline:
-            found = re.search(r"token=([\w-]+)", server.stdout.readline())
-            token = found and found.group(1)
-        while time.monotonic() < deadline:  # the link is printed before the server listens
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        assert token, "formgrade printed no link"
-        yield port, token
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_printed_floods_are_capped(red_team):

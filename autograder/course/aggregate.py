@@ -3,7 +3,7 @@
 ``finish`` records what was collected (``submissions.json``) and the roster,
 copies each graded notebook to ``autograded/<student>/<assignment>/``,
 rebuilds ``gradebook.db`` from the per-student gradebooks while keeping every
-manual score and comment whose answer is unchanged, writes
+manual score and comment whose cells are unchanged (``autograder/course/gradebook.py``), writes
 ``nbgrader_config.py`` (formgrader), ``grades.csv`` and the feedback pages.
 """
 import shutil
@@ -11,17 +11,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.course.collect import Collection
-from autograder.course.export import MANIFEST, autograded_notebook, saved_roster, write_grade_files
+from autograder.course.export import (
+    MANIFEST,
+    autograded_notebook,
+    print_actions,
+    saved_roster,
+    write_grade_files,
+)
 from autograder.course.formgrade import write_course_config
 from autograder.course.gradebook import (
+    describe_work,
     graded_cells,
     merge_gradebooks,
     name_students,
     read_manual_work,
     restore_manual_work,
 )
-from autograder.course.grades import STATUS_UNMATCHED
-from autograder.worker.results import STATUS_MISSING, STATUS_TAMPERED
+from autograder.worker.results import STATUS_TAMPERED
 from ece662.grading import registry
 
 
@@ -29,7 +35,7 @@ from ece662.grading import registry
 class Outcome:
     grades: list  # StudentGrade, one per row of grades.csv
     kept: list = field(default_factory=list)  # ManualWork carried over
-    dropped: list = field(default_factory=list)  # ManualWork whose answer changed
+    dropped: list = field(default_factory=list)  # ManualWork whose cells changed
 
 
 def _publish_notebooks(out: Path, results: dict) -> None:
@@ -80,28 +86,25 @@ def finish(out: Path, collection: Collection, results: dict, template_db: Path, 
 def print_summary(outcome: Outcome, collection: Collection, out: Path, sandboxed: bool, reason: str | None,
                   seconds: float, graded_now: int) -> None:
     grades = outcome.grades
-    students = [g for g in grades if g.student and g.status != STATUS_MISSING]
+    students = [g for g in grades if g.student and g.file]
     print(f"\n{'student':16s} {'name':20s} {'status':17s} {'auto':>7s} {'total':>9s}")
     for g in students:
-        total = g.total()
-        print(f"{g.student[:16]:16s} {g.name[:20]:20s} {g.status:17s} {g.autograded():4g}/{registry.autograded_total():g}"
-              f" {'pending' if total is None else f'{total:g}':>5s}/{registry.total():g}" + ("  late" if g.late else ""))
+        auto = f"{g.autograded():4g}" if g.scores else "   -"
+        print(f"{g.student[:16]:16s} {g.name[:20]:20s} {g.status:17s} {auto}/{registry.autograded_total():g}"
+              f" {g.total_text() or '-':>5s}/{registry.total():g}" + ("  late" if g.late else ""))
     counts = {}
     for g in students:
         counts[g.status] = counts.get(g.status, 0) + 1
     print(f"\n{len(students)} submissions ({graded_now} graded now, {len(students) - graded_now} unchanged) in "
           f"{seconds:.0f} s: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     print("sandbox: " + ("bubblewrap (read-only view, no network)" if sandboxed else f"NONE - {reason or 'disabled'}"))
-    if missing := [g.student for g in grades if g.status == STATUS_MISSING]:
-        print(f"missing (on the roster, nothing handed in: 0 points): {', '.join(missing)}")
     for s in collection.superseded:
         print(f"superseded: {s.file} (student {s.student}; graded {s.kept} instead)")
-    if unmatched := [g.file for g in grades if g.status == STATUS_UNMATCHED]:
-        print(f"WARNING: {len(unmatched)} file(s) name no student and were not graded (rename them "
-              f"<student_id>.ipynb or pass --name-pattern): {', '.join(unmatched)}")
+    print_actions(grades)
     if outcome.kept or outcome.dropped:
-        print(f"manual grading: {len(outcome.kept)} score(s)/comment(s) kept" + (
-            "; dropped because the answer changed: " + ", ".join(f"{w.student}/{w.cell}" for w in outcome.dropped)
+        print(f"manual grading carried over: {describe_work(outcome.kept)}" + (
+            "; dropped because the student changed the cells they were given for: " +
+            ", ".join(f"{w.student}/{w.cell} ({', '.join(w.changed)} changed)" for w in outcome.dropped)
             if outcome.dropped else ""))
     in_gradebook, in_registry = graded_cells(out / "gradebook.db"), set(registry.points())
     if in_gradebook != in_registry:
@@ -110,7 +113,7 @@ def print_summary(outcome: Outcome, collection: Collection, out: Path, sandboxed
     if tampered := [g.student for g in grades if g.status == STATUS_TAMPERED]:
         print(f"WARNING: {', '.join(tampered)} changed grading files (see grades.csv); restore them "
               "(`git checkout ece662/`, retrain or copy back the model) and regrade everyone with --force.")
-    questions = ", ".join(q.grade_id for q in registry.QUESTIONS)
     print(f"grades: {out / 'grades.csv'}\nfeedback: {out / 'feedback'}\n"
-          f"manual grading ({questions}): python -m autograder formgrade {out}\n"
-          f"final grades (and canvas.csv): python -m autograder export {out} [--roster FILE]")
+          f"manual grading: python -m autograder formgrade {out}\n"
+          f"final grades (and canvas.csv): python -m autograder export {out} [--roster FILE]\n"
+          f"feedback to Canvas: python -m autograder upload-feedback {out} --canvas-url URL --course ID")

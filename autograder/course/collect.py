@@ -12,6 +12,10 @@ Every file is either one student's submission, a superseded file of a student
 * ``--name-pattern REGEX`` replaces both: it must match a file's whole path
   inside the zip or folder (``/`` separators) and have a ``student_id`` group;
   optional groups ``name``, ``late`` (non-empty when late) and ``submission_id``.
+* ``--match FILE=ID`` names the student of one file by hand (``FILE`` as the
+  summary lists it, ``ID`` the student's id: for Canvas, the roster's ``ID``
+  column); it wins over the names, and ``OUT/matches.json`` remembers it for
+  later runs.
 
 A student with several files is graded on the one with the highest submission
 id, then notebooks before other files, then the newest.
@@ -30,6 +34,7 @@ CANVAS_PATTERN = (r"(?:.*/)?(?P<name>[^/_]*)(?P<late>_[Ll][Aa][Tt][Ee])?_(?P<stu
 PLAIN_PATTERN = r"(?:.*/)?(?P<student_id>[^/]+?)\.[^./]+"  # alice.ipynb
 FOLDER_PATTERN = r"(?P<student_id>[^/]+)/[^/]+"  # alice/anything.ipynb (folders only)
 ARCHIVE_SUFFIXES = (".zip", ".gz")
+HAND_MATCHES = "matches.json"  # in the grading output folder: every --match given, {file: student id}
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Submission:
     name: str = ""  # the LMS's name for the student (Canvas: the name slug)
     late: bool = False
     submission_id: str = ""
+    matched_by_hand: bool = False  # by --match
 
 
 @dataclass
@@ -112,14 +118,31 @@ def _unpack(source: Path, staging: Path) -> Path:
     return staging / "extracted" / source.stem
 
 
+def _hand_matches(pairs: list[str], remembered: Path | None) -> tuple[dict, dict]:
+    """(every hand match: remembered, then ``pairs`` "FILE=ID" given now; those given now) as {file: id}."""
+    given = {}
+    for pair in pairs:
+        file, _, student = pair.rpartition("=")
+        if not file.strip() or not student.strip():
+            raise ValueError(f"--match {pair!r} is not FILE=ID: give the file as the summary lists it and the "
+                             "student's id, e.g. --match '1009.ipynb=1009'")
+        given[file.strip()] = student.strip()
+    saved = json.loads(remembered.read_text()) if remembered and remembered.is_file() else {}
+    return {**saved, **given}, given
+
+
 def _rank(sub: Submission) -> tuple:
     """Higher is preferred: newest submission id, then a notebook, then the newest file."""
     number = int(sub.submission_id) if sub.submission_id.isdigit() else -1
     return number, sub.path.endswith(".ipynb"), Path(sub.path).stat().st_mtime, sub.file
 
 
-def collect(source: Path, staging: Path, name_pattern: str | None = None) -> Collection:
-    """Every file in ``source`` (folder or zip) as a submission, a superseded file or an unmatched one."""
+def collect(source: Path, staging: Path, name_pattern: str | None = None, match: list[str] = (),
+            remembered: Path | None = None) -> Collection:
+    """Every file in ``source`` (folder or zip) as a submission, a superseded file or an unmatched one.
+
+    ``match``: hand matches "FILE=ID" (``--match``), added to those in ``remembered`` (a JSON file), which
+    then holds them all; a match given now must name a file of ``source``."""
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist: pass a folder of notebooks or an LMS zip")
@@ -129,23 +152,31 @@ def collect(source: Path, staging: Path, name_pattern: str | None = None) -> Col
     top = _unpack(source, staging) if from_zip else source
     files = _files(top) if top.is_dir() else []
     patterns = _patterns(files, name_pattern, from_zip)
+    by_hand, given = _hand_matches(list(match), remembered)
+    if absent := [f for f in given if f not in files]:
+        raise ValueError(f"--match names no file of {source}: {', '.join(absent)}; give the file as the summary "
+                         "lists it (its path inside the zip or folder)")
 
     collection, raw_ids, candidates = Collection(), {}, {}
     for rel in files:
-        match = next((m for p in patterns if (m := p.fullmatch(rel)) and m.group("student_id")), None)
-        if match is None:
+        if rel in by_hand:
+            groups = {"student_id": by_hand[rel]}
+        elif found := next((m for p in patterns if (m := p.fullmatch(rel)) and m.group("student_id")), None):
+            groups = found.groupdict()
+        else:
             collection.unmatched.append(rel)
             continue
-        groups = match.groupdict()
         student = safe_id(groups["student_id"])
         if raw_ids.setdefault(student, groups["student_id"]) != groups["student_id"]:
             raise ValueError(f"{source}: student ids {raw_ids[student]!r} and {groups['student_id']!r} both become "
                              f"{student!r} as folder names; rename one of the files")
         candidates.setdefault(student, []).append(Submission(
             student, str(top / rel), rel, groups.get("name") or "", bool(groups.get("late")),
-            groups.get("submission_id") or ""))
+            groups.get("submission_id") or "", rel in by_hand))
     for student, subs in sorted(candidates.items()):
         subs.sort(key=_rank, reverse=True)
         collection.submissions[student] = subs[0]
         collection.superseded += [Superseded(s.file, student, subs[0].file) for s in subs[1:]]
+    if remembered and by_hand:
+        Path(remembered).write_text(json.dumps(by_hand, indent=1))
     return collection

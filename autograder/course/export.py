@@ -5,8 +5,13 @@ the merged ``gradebook.db`` with formgrader's manual scores and comments) and
 writes ``grades.csv``, ``feedback/<student>.html`` and, given the Canvas
 roster (``--roster``, or the one ``grade --roster`` saved as ``roster.csv``),
 ``canvas.csv`` for Canvas's gradebook import: the roster's identity columns,
-the assignment column holding each total (left empty while a question is
-pending, 0 for a student who handed in nothing) and the "Points Possible" row.
+the assignment column holding each total and the "Points Possible" row. A cell
+is left empty (Canvas keeps the grade it has) while a question is pending, for
+a student whose work has no automatic grade (an unreadable upload, a file
+that matched no student) and for a student who handed in nothing (0 with
+``--zero-missing``); the export lists them all. The column must be one the
+roster has (``--new-assignment`` to create one); a refused export writes
+nothing.
 """
 import shutil
 import sys
@@ -63,7 +68,7 @@ def write_grade_files(out: Path, collection: Collection, results: dict, roster) 
     folder.mkdir(exist_ok=True)
     html, written = exporter(), set()
     for grade in grades:
-        if grade.student and grade.status != STATUS_MISSING:
+        if grade.student and grade.file:  # a submission
             notebook = autograded_notebook(out, grade.student)
             try:
                 page = feedback_html(grade, notebook if notebook.is_file() else None, html)
@@ -79,52 +84,90 @@ def write_grade_files(out: Path, collection: Collection, results: dict, roster) 
     return grades
 
 
-def canvas_scores(grades: list) -> dict:
-    """{Canvas user id: total}, "" (leave unchanged) while a question is pending."""
+def canvas_scores(grades: list, zero_missing: bool = False) -> dict:
+    """{Canvas user id: total}, or "" (leave unchanged) where there is no total: 0 for who handed in nothing
+    when ``zero_missing``."""
     scores = {}
     for g in grades:
         if g.canvas_id:
-            total = g.total()
+            total = 0.0 if zero_missing and g.status == STATUS_MISSING else g.total()
             scores[g.canvas_id] = "" if total is None else total
     return scores
 
 
-def export(out: Path, roster_file=None, assignment: str | None = None, verbose: bool = True) -> list:
-    """Write grades.csv, feedback and (with a roster) canvas.csv; returns the final grades."""
+def export(out: Path, roster_file=None, assignment: str | None = None, verbose: bool = True,
+           new_assignment: bool = False, zero_missing: bool = False) -> list:
+    """Write grades.csv, feedback and (with a roster) canvas.csv; returns the final grades. An ``assignment``
+    column the roster lacks is refused before anything is written, unless ``new_assignment``."""
     out = Path(out)
     collection, results = load_output(out)
-    roster = saved_roster(out, roster_file)
+    roster = read_roster(roster_file) if roster_file else saved_roster(out)
     if assignment and roster is None:
         raise ValueError("--assignment names a Canvas column, which needs the Canvas roster: pass --roster FILE")
+    column = roster.assignment_column(assignment, ASSIGNMENT, new_assignment) if roster else None
+    if roster_file:
+        saved_roster(out, roster_file)  # remembered for the next export
     grades = write_grade_files(out, collection, results, roster)
-    column = None
     if roster is not None:
-        column = roster.assignment_column(assignment, ASSIGNMENT)
-        write_canvas_csv(roster, column, registry.total(), canvas_scores(grades), out / "canvas.csv")
+        write_canvas_csv(roster, column, registry.total(), canvas_scores(grades, zero_missing), out / "canvas.csv")
     if verbose:
-        print_export(grades, out, column, roster)
+        print_export(grades, out, column, roster, zero_missing)
     return grades
 
 
-def print_export(grades: list, out: Path, column: str | None, roster) -> None:
-    students = [g for g in grades if g.student]
-    pending = [g for g in students if g.total() is None]
-    missing = [g for g in students if g.status == STATUS_MISSING]
-    unmatched = [g for g in grades if g.status == STATUS_UNMATCHED]
-    print(f"grades: {out / 'grades.csv'} ({len(students)} students: {len(students) - len(pending)} complete, "
-          f"{len(pending)} with questions pending, {len(missing)} missing)")
-    if pending:
-        print("pending (grade them in formgrader, then export again): " +
-              ", ".join(f"{g.student} ({', '.join(g.pending())})" for g in pending))
-    if unmatched:
-        print(f"WARNING: {len(unmatched)} file(s) name no student and have no grade: " +
-              ", ".join(g.file for g in unmatched))
+def count_students(n: int) -> str:
+    return f"{n} student" + ("s" if n != 1 else "")
+
+
+def pending_questions(grades: list) -> str:
+    """The questions left to grade by hand, each with how many students wait for it, as the gradebook says."""
+    waiting = {q.grade_id: sum(1 for g in grades if q.grade_id in g.pending()) for q in registry.QUESTIONS}
+    return ", ".join(f"{q} ({count_students(n)})" for q, n in waiting.items() if n) or "none"
+
+
+def print_actions(grades: list, zero_missing: bool = False, each_pending: bool = False) -> None:
+    """What the instructor must do before every student has a grade: pending questions (``each_pending``: with
+    each student's), work without an automatic grade, files that name no student, students who handed in
+    nothing."""
+    if pending := [g for g in grades if g.pending()]:
+        print(f"pending: {count_students(len(pending))} with questions to grade in formgrader: "
+              f"{pending_questions(grades)}")
+        if each_pending:
+            print("    " + ", ".join(f"{g.student} ({', '.join(g.pending())})" for g in pending))
+    if stuck := [g for g in grades if g.student and g.status != STATUS_MISSING and not g.pending() and
+                 g.without_grade()]:
+        print(f"ACTION: {count_students(len(stuck))} handed in work that has no grade (left empty in canvas.csv):")
+        for g in stuck:
+            print(f"    {g.student} ({g.name or 'no name'}): {g.without_grade()}")
+    if unmatched := [g for g in grades if g.status == STATUS_UNMATCHED]:
+        print(f"WARNING: {len(unmatched)} file(s) name no student and were not graded:")
+        for g in unmatched:
+            print(f"    {g.file}: {g.detail}")
+    if missing := [g for g in grades if g.status == STATUS_MISSING]:
+        print(f"missing: {count_students(len(missing))} on the roster handed in nothing (" +
+              ("0 in canvas.csv, --zero-missing" if zero_missing else "left empty in canvas.csv; --zero-missing on "
+               "export writes 0") + "): " + ", ".join(f"{g.student} ({g.name})" for g in missing))
+        if zero_missing and unmatched:
+            print("WARNING: --zero-missing with files that name no student: make sure none of them is a missing "
+                  "student's work")
+
+
+def print_export(grades: list, out: Path, column: str | None, roster, zero_missing: bool = False) -> None:
+    graded = [g for g in grades if g.student]
+    complete = [g for g in graded if g.total() is not None]
+    print(f"grades: {out / 'grades.csv'} ({count_students(len(graded))}: {len(complete)} with a total, "
+          f"{len(graded) - len(complete)} without)")
+    print_actions(grades, zero_missing, each_pending=True)
     if roster is not None:
-        off = [g.student for g in students if not g.canvas_id]
-        print(f"canvas: {out / 'canvas.csv'} (column '{column}', {len(roster.students)} students, "
-              f"{sum(1 for g in students if g.canvas_id and g.total() is None)} left empty while pending)")
+        scores = canvas_scores(grades, zero_missing)
+        empty = sum(1 for s in roster.students if scores.get(s.canvas_id, "") == "")
+        print(f"canvas: {out / 'canvas.csv'} (column '{column}', {count_students(len(roster.students))}, {empty} "
+              "left empty: Canvas keeps what it has for them)")
         if column not in roster.assignment_columns:
-            print(f"note: the roster has no column '{column}': Canvas creates that assignment on import")
-        if off:
+            print(f"note: the roster has no column '{column}': Canvas creates that assignment on import "
+                  "(--new-assignment)")
+        if off := [g.student for g in graded if not g.canvas_id]:
             print(f"WARNING: not on the roster, so not in canvas.csv: {', '.join(off)}")
+        if roster.test_students:
+            print("left out: Canvas's test student (" + ", ".join(s.canvas_id for s in roster.test_students) + ")")
     print(f"feedback: {out / 'feedback'}")

@@ -6,7 +6,7 @@ student's final ones rather than the gradebook's: a question nobody has graded
 yet says "pending" instead of "0 / 5", a table at the top gives the points per
 part, and long failure messages wrap instead of running off the page. A
 submission that could not be graded gets the same page with its status and
-why.
+why, and "not graded" for every score.
 """
 import os
 import re
@@ -139,9 +139,10 @@ def feedback_html(grade: StudentGrade, notebook_path, html: HTMLExporter) -> str
             else ""
         meta["comment"] = grade.comments.get(gid, "") if meta.get("solution") else ""
     parts = grade.part_scores()
+    shown = _points if grade.scores else (lambda score, points: f"not graded / {points:g}")
     final = {"title": f"Feedback for {grade.name or grade.student}",
-             "parts": [{"title": _part_title(p), "score": _points(parts.get(p), m)} for p, m in registry.parts().items()],
-             "total": _points(grade.total(), registry.total()),
+             "parts": [{"title": _part_title(p), "score": shown(parts.get(p), m)} for p, m in registry.parts().items()],
+             "total": shown(grade.total(), registry.total()),
              "status": "" if grade.status == STATUS_GRADED else grade.status, "detail": grade.detail}
     body, _ = html.from_notebook_node(nb, resources={"nbgrader": {"notebook": Path(NOTEBOOK).stem}, "final": final})
     return with_policy(body)

@@ -2,7 +2,9 @@
 
 It is rebuilt from the per-student gradebooks after every grading run; what
 people did in it (manual scores, extra credit, comments) is read first and put
-back, per student and cell, wherever the student's answer is unchanged.
+back, per student and cell, wherever what the grader judged is unchanged: a
+question's answer cell, or, for an override of an automatic test, the code
+the student wrote (every code cell that is not locked).
 Grades are read and written through nbgrader's ``Gradebook`` API; only the
 merge copies rows with SQL (nbgrader's rows have UUID keys, so they never clash).
 """
@@ -10,7 +12,7 @@ import hashlib
 import os
 import shutil
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -31,13 +33,22 @@ class Mark:
 
 @dataclass
 class ManualWork:
-    """What a grader set on one cell of one submission, and the answer it was set for."""
+    """What a grader set on one cell of one submission, and what it was set for."""
     student: str
     cell: str
     manual_score: float | None
     extra_credit: float | None
     manual_comment: str | None
-    answer_sha256: str | None
+    judged: dict | None = None  # {cell: sha256} of what the grader judged (``judged_cells``)
+    changed: list = field(default_factory=list)  # the cells that changed since, when it was dropped
+
+
+def describe_work(work: list) -> str:
+    """"3 scores and 2 comments of 2 students": what ``work`` holds, counted by kind."""
+    scores = sum(1 for w in work if w.manual_score is not None or w.extra_credit is not None)
+    comments = sum(1 for w in work if w.manual_comment is not None)
+    people = len({w.student for w in work})
+    return f"{scores} scores and {comments} comments of {people} student" + ("s" if people != 1 else "")
 
 
 def _gradebook(db: Path):
@@ -81,19 +92,23 @@ def read_marks(db: Path) -> tuple[dict, dict]:
     return marks, comments
 
 
-def answer_sha256(notebook: Path, cell: str) -> str | None:
-    """Fingerprint of what a grader judged on ``cell``: the cell itself if the student wrote it, else (a test
-    cell) everything the student wrote. None when the notebook or cell is not there."""
+def judged_cells(notebook: Path, cell: str) -> dict | None:
+    """{cell name: sha256 of its source} of what a grader judged on ``cell``: the cell itself if the student
+    wrote it (a question's answer), else (an automatic test) every code cell the student could write (not
+    locked). A cell is named by its grade id, else its id. None when the notebook or ``cell`` is not there."""
     if not Path(notebook).is_file():
         return None
     cells = nbformat.read(notebook, as_version=4).cells
     meta = [c.get("metadata", {}).get("nbgrader", {}) for c in cells]
-    target = [c for c, m in zip(cells, meta) if m.get("grade_id") == cell]
+    target = [m for m in meta if m.get("grade_id") == cell]
     if not target:
         return None
-    written = [c for c, m in zip(cells, meta) if m.get("solution")]
-    chosen = target if target[0].get("metadata", {}).get("nbgrader", {}).get("solution") else written
-    return hashlib.sha256("\n\x00".join(c.source for c in chosen).encode()).hexdigest()
+    if target[0].get("solution"):
+        chosen = [(c, m) for c, m in zip(cells, meta) if m.get("grade_id") == cell]
+    else:
+        chosen = [(c, m) for c, m in zip(cells, meta) if c.cell_type == "code" and not m.get("locked")]
+    return {m.get("grade_id") or c.get("id") or f"cell {i}": hashlib.sha256(c.source.encode()).hexdigest()
+            for i, (c, m) in enumerate(chosen)}
 
 
 def read_manual_work(db: Path, notebook_of) -> list[ManualWork]:
@@ -107,25 +122,30 @@ def read_manual_work(db: Path, notebook_of) -> list[ManualWork]:
             student = snb.student.id
             for g in snb.grades:
                 if g.manual_score is not None or g.extra_credit is not None:
-                    work[student, g.name] = ManualWork(student, g.name, g.manual_score, g.extra_credit, None, None)
+                    work[student, g.name] = ManualWork(student, g.name, g.manual_score, g.extra_credit, None)
             for c in snb.comments:
                 if c.manual_comment is not None:
-                    item = work.setdefault((student, c.name), ManualWork(student, c.name, None, None, None, None))
+                    item = work.setdefault((student, c.name), ManualWork(student, c.name, None, None, None))
                     item.manual_comment = c.manual_comment
     for item in work.values():
-        item.answer_sha256 = answer_sha256(notebook_of(item.student), item.cell)
+        item.judged = judged_cells(notebook_of(item.student), item.cell)
     return list(work.values())
 
 
 def restore_manual_work(db: Path, work: list[ManualWork], notebook_of) -> tuple[list, list]:
-    """Put back each item whose answer is unchanged in the newly graded notebook; returns (kept, dropped)."""
+    """Put back each item whose judged cells are unchanged in the newly graded notebook; returns (kept,
+    dropped), each dropped item with the cells that changed."""
     from nbgrader.api import MissingEntry
 
     kept, dropped = [], []
     with _gradebook(db) as gb:
         for item in work:
-            now = answer_sha256(notebook_of(item.student), item.cell)
-            if item.answer_sha256 is None or now != item.answer_sha256:
+            now, before = judged_cells(notebook_of(item.student), item.cell), item.judged
+            if now is None or before is None:
+                item.changed = ["the graded notebook"]
+            else:
+                item.changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+            if item.changed:
                 dropped.append(item)
                 continue
             try:
@@ -137,6 +157,7 @@ def restore_manual_work(db: Path, work: list[ManualWork], notebook_of) -> tuple[
                     gb.find_comment(item.cell, NOTEBOOK_ID, ASSIGNMENT, item.student).manual_comment = \
                         item.manual_comment
             except MissingEntry:
+                item.changed = [item.cell]
                 dropped.append(item)
                 continue
             kept.append(item)

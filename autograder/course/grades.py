@@ -1,15 +1,18 @@
 """Each student's final grade: automatic scores, manual scores and comments, roster, status; ``grades.csv``.
 
 Scores and comments come from the merged gradebook, where each worker wrote
-the automatic scores it decided (the same numbers as its result, which
-stands in for a submission nbgrader could not grade); points and parts come
-from ``ece662/grading/registry.py``. A question nobody has graded yet is ``pending`` (never 0,
-never blank), and so is a total that includes one. Every collected file gives
-one row: a submission, a roster student who handed in nothing (``missing``,
-0), or a file that names no student (``unmatched``, no points).
+the automatic scores it decided (the same numbers as its result); points and
+parts come from ``ece662/grading/registry.py``. A question nobody has graded
+yet is ``pending`` (never 0, never blank), and so is a total that includes one.
+Nobody gets a score nobody decided: a submission without a graded notebook (an
+unreadable upload, say) has no scores, and neither has a roster student who
+handed in nothing. Every collected file gives one row: a submission, a roster
+student without one (``missing``; ``unmatched file`` when an unmatched file's
+name holds their id), or a file that names no student (``unmatched``).
 """
 import csv
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from ece662.grading import registry
 
 PENDING = "pending"
 STATUS_UNMATCHED = "unmatched"
+STATUS_UNMATCHED_FILE = "unmatched file"  # a roster student an unmatched file's name points to
 STATUS_NOT_GRADED = "not graded"
 
 
@@ -29,10 +33,10 @@ class StudentGrade:
     status: str
     name: str = ""
     late: bool = False
-    file: str = ""  # the file graded, as handed in
+    file: str = ""  # the file graded, as handed in ("" for a roster student without one)
     detail: str = ""
     canvas_id: str = ""  # the roster's Canvas user id ("" when not on the roster)
-    scores: dict = field(default_factory=dict)  # grade id -> points; None = pending
+    scores: dict = field(default_factory=dict)  # grade id -> points, None = pending; empty: nothing graded
     comments: dict = field(default_factory=dict)  # cell -> grader's comment
 
     def part_scores(self) -> dict:
@@ -49,23 +53,36 @@ class StudentGrade:
         return sum(self.scores.get(t.grade_id) or 0.0 for t in registry.TESTS)
 
     def total(self) -> float | None:
-        """All points, or None while a question is pending."""
+        """All points; None while a question is pending or when nothing was graded."""
         scores = [self.scores.get(g, 0.0) for g in registry.points()]
-        return None if any(s is None for s in scores) else sum(scores)
+        return None if not self.scores or any(s is None for s in scores) else sum(scores)
 
     def pending(self) -> list[str]:
+        """The questions still to grade by hand."""
         return [g for g in registry.points() if self.scores and self.scores.get(g, 0.0) is None]
 
+    def total_text(self) -> str:
+        """The total as grades.csv shows it: points, ``pending`` or "" (nothing graded)."""
+        return "" if not self.scores else _points(self.total())
 
-def cell_score(grade_id: str, mark, result: GradingResult | None) -> float | None:
-    """A grader's score wins; else a test's automatic score; else a question's: None (pending) while it awaits
-    a grader, 0 when there is no graded notebook a grader could read."""
+    def without_grade(self) -> str:
+        """Why there is no total ("" when there is one): what the instructor has to do."""
+        if self.pending():
+            return f"to grade in formgrader: {', '.join(self.pending())}"
+        if self.status == STATUS_MISSING:
+            return "nothing handed in"
+        if self.status in (STATUS_UNMATCHED_FILE, STATUS_UNMATCHED) or not self.scores:
+            return f"{self.status}: {self.detail}"
+        return ""
+
+
+def cell_score(grade_id: str, mark, result: GradingResult) -> float | None:
+    """The score of a graded notebook's cell: a grader's wins; else a test's automatic score; else a
+    question's: None (pending) while it awaits a grader."""
     if mark is not None and mark.manual_score is not None:
         score = mark.manual_score
     elif registry.is_autograded(grade_id):  # the worker wrote the same score into the gradebook and the result
-        score = (mark.auto_score if mark is not None else result.scores.get(grade_id) if result else None) or 0.0
-    elif result is None or not result.graded_notebook:
-        score = 0.0
+        score = (mark.auto_score if mark is not None else result.scores.get(grade_id)) or 0.0
     elif mark is not None:
         score = None if mark.needs_manual_grade else (mark.auto_score or 0.0)
     else:
@@ -75,7 +92,8 @@ def cell_score(grade_id: str, mark, result: GradingResult | None) -> float | Non
 
 
 def final_grades(collection: Collection, results: dict, marks: dict, comments: dict, roster=None) -> list:
-    """One StudentGrade per submission, per roster student without one, per unmatched file."""
+    """One StudentGrade per submission, per roster student without one, per unmatched file naming no roster
+    student."""
     grades, matched = [], set()
     superseded = {}
     for s in collection.superseded:
@@ -86,24 +104,42 @@ def final_grades(collection: Collection, results: dict, marks: dict, comments: d
         detail = [result.detail] if result else ["no result in results/: grade again"]
         if superseded.get(student):
             detail.append(f"also handed in, not graded: {', '.join(superseded[student])}")
+        if sub.matched_by_hand:
+            detail.append("matched by hand (--match)")
         on_roster = roster.find(student) if roster else None
         if roster and not on_roster:
             detail.append("not on the roster")
+        graded = result is not None and bool(result.graded_notebook)
         grades.append(StudentGrade(
             student, result.status if result else STATUS_NOT_GRADED, on_roster.name if on_roster else sub.name,
             sub.late, sub.file, "; ".join(d for d in detail if d), on_roster.canvas_id if on_roster else "",
-            {g: cell_score(g, student_marks.get(g), result) for g in registry.points()}, comments.get(student, {})))
+            {g: cell_score(g, student_marks.get(g), result) for g in registry.points()} if graded else {},
+            comments.get(student, {})))
         if on_roster:
             matched.add(on_roster.canvas_id)
+    owners = {name: roster.named_in(name) if roster else [] for name in collection.unmatched}
     for person in roster.students if roster else []:
-        if person.canvas_id not in matched:
+        if person.canvas_id in matched:
+            continue
+        if files := [name for name, people in owners.items() if person in people]:
+            advice = match_advice(files[0], person.canvas_id)
+            grades.append(StudentGrade(person.canvas_id, STATUS_UNMATCHED_FILE, person.name, canvas_id=person.canvas_id,
+                                       detail=f"{', '.join(files)} may be theirs: {advice}"))
+        else:
             grades.append(StudentGrade(person.canvas_id, STATUS_MISSING, person.name, detail="nothing handed in",
-                                       canvas_id=person.canvas_id, scores={g: 0.0 for g in registry.points()}))
+                                       canvas_id=person.canvas_id))
     grades.sort(key=lambda g: g.student)
     for name in collection.unmatched:
-        grades.append(StudentGrade("", STATUS_UNMATCHED, file=name, detail=(
-            "the file name names no student: rename it <student_id>.ipynb (or pass --name-pattern) and grade again")))
+        if not owners[name]:
+            grades.append(StudentGrade("", STATUS_UNMATCHED, file=name, detail=(
+                f"the file name names no student: {match_advice(name, 'ID')} (ID: the student's id, for Canvas the "
+                "roster's ID column)")))
     return grades
+
+
+def match_advice(file: str, student: str) -> str:
+    """How the instructor gives a file to a student."""
+    return f"grade again with --match {shlex.quote(f'{file}={student}')}"
 
 
 def _points(value: float | None) -> str:
@@ -122,7 +158,7 @@ def write_grades_csv(grades: list, path: Path) -> list[str]:
         for g in grades:  # ids, names, file names and details come from students: never formulas
             by_part = g.part_scores()
             points = [_points(by_part[p]) if by_part else "" for p in parts]
-            totals = [f"{g.autograded():g}", _points(g.total())] if g.scores else ["", ""]
+            totals = [f"{g.autograded():g}", g.total_text()] if g.scores else ["", ""]
             writer.writerow(map(csv_cell, [g.student, g.name, g.status, "late" if g.late else ""] + points +
                                 totals + [g.file, g.detail[:300]]))
     os.replace(tmp, path)

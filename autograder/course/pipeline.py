@@ -36,7 +36,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from autograder.course.aggregate import finish, print_summary
-from autograder.course.collect import collect
+from autograder.course.collect import HAND_MATCHES, collect
+from autograder.course.formgrade import warn_if_served
 from autograder.course.release import prepare_template, source_notebook
 from autograder.course.roster import read_roster
 from autograder.course.spare_workers import SpareWorkers
@@ -71,29 +72,38 @@ def shared_store(out: Path, sandbox: str) -> Path | None:
 
 def grade(submissions, out, workers: int = 2, limits: Limits = Limits(), sandbox: str = "auto",
           force: bool = False, name_pattern: str | None = None, verbose: bool = True,
-          roster=None) -> list[GradingResult]:
+          roster=None, match=()) -> list[GradingResult]:
     """Autograde everything in ``submissions`` (folder or zip) into ``out``; returns the results.
 
     ``name_pattern``: how file names name students (default: Canvas or ``<student_id>.ipynb``, see
-    ``autograder/course/collect.py``); ``roster``: the Canvas gradebook export, for names and missing students."""
+    ``autograder/course/collect.py``); ``roster``: the Canvas gradebook export, for names and missing students;
+    ``match``: "FILE=ID" hand matches, remembered in ``out``."""
     started = time.monotonic()
     out = Path(out).resolve()
     for sub in ("results", "jobs", "logs", "feedback", "work"):
         (out / sub).mkdir(parents=True, exist_ok=True)
+    warn_if_served(out)
     if roster:
         read_roster(roster)  # a bad roster is refused before any grading
-    collection = collect(Path(submissions), out / "collected", name_pattern)
-    found = collection.files()
-    if not found:
-        raise ValueError(f"no submissions found in {submissions}" + (
-            f": no file name names a student ({', '.join(collection.unmatched[:5])}); pass --name-pattern"
-            if collection.unmatched else ""))
-    reason = sandbox_unavailable_reason()
-    if sandbox == "on" and reason:
-        raise RuntimeError(f"--sandbox on, but {reason}")
-    use_sandbox = "bubblewrap" if sandbox != "off" and reason is None else "none"
-    template_db = prepare_template(out)
-    readable = readable_paths()
+    with tqdm(total=3, desc="set-up", unit="step", disable=not verbose) as setup:
+        setup.set_postfix_str("collecting submissions")
+        collection = collect(Path(submissions), out / "collected", name_pattern, match, out / HAND_MATCHES)
+        found = collection.files()
+        if not found:
+            raise ValueError(f"no submissions found in {submissions}" + (
+                f": no file name names a student ({', '.join(collection.unmatched[:5])}); pass --name-pattern, "
+                "or --match FILE=ID for each" if collection.unmatched else ""))
+        reason = sandbox_unavailable_reason()
+        if sandbox == "on" and reason:
+            raise RuntimeError(f"--sandbox on, but {reason}")
+        use_sandbox = "bubblewrap" if sandbox != "off" and reason is None else "none"
+        setup.update()
+        setup.set_postfix_str("template gradebook (nbgrader generate_assignment)")
+        template_db = prepare_template(out)
+        setup.update()
+        setup.set_postfix_str("data cache and course model")
+        readable = readable_paths()
+        setup.update()
     store = shared_store(out, use_sandbox)
 
     todo, results = [], {}

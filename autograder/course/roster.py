@@ -6,12 +6,14 @@ Section, <assignment columns "Name (id)">...`` followed by a
 ``Manual Posting`` row); then one row per student. ``ID`` is the Canvas user
 id that bulk-download file names carry. In an import, an empty cell leaves the
 grade unchanged and an assignment column Canvas does not know creates a new
-assignment.
+assignment. Canvas's test student (the one "Student View" uses, named
+"Student, Test") is kept apart: it is never a missing student and never in the
+file written for import.
 """
 import csv
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.worker.sanitize import csv_cell
@@ -20,6 +22,7 @@ REQUIRED = ("Student", "ID")
 IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Section")
 POINTS_POSSIBLE = "    Points Possible"
 ASSIGNMENT_COLUMN = re.compile(r".+ \((\d+)\)$")  # "Pruning (12345)"
+TEST_STUDENT = "Student, Test"  # Canvas's name for the course's test student
 
 
 @dataclass
@@ -44,19 +47,32 @@ class Roster:
     path: Path
     identity_columns: list  # the export's identity columns, in its order
     assignment_columns: list  # "Name (id)" columns
-    students: list  # RosterStudent, in the export's order
+    students: list  # RosterStudent, in the export's order, without the test student
+    test_students: list = field(default_factory=list)  # Canvas's test student (RosterStudent)
 
     def find(self, student_id: str) -> RosterStudent | None:
-        """The roster student a submission's id names (Canvas id, SIS user id or SIS login id)."""
-        return next((s for s in self.students if student_id in s.ids()), None)
+        """The roster student (or test student) a submission's id names (Canvas id, SIS user id or SIS login
+        id)."""
+        return next((s for s in self.students + self.test_students if student_id in s.ids()), None)
 
-    def assignment_column(self, wanted: str | None, assignment_id: str) -> str:
-        """The column for this assignment: ``wanted`` (exact, or its "(id)"), else the only one naming it."""
+    def named_in(self, file: str) -> list[RosterStudent]:
+        """The students whose id (Canvas id, SIS user id or login) is a word of ``file``'s name: who an unmatched
+        file may belong to."""
+        words = set(re.split(r"[^a-z0-9@.-]+", file.lower())) | set(re.split(r"[^a-z0-9]+", file.lower()))
+        return [s for s in self.students if {i.lower() for i in s.ids()} & words]
+
+    def assignment_column(self, wanted: str | None, assignment_id: str, new_column: bool = False) -> str:
+        """The column for this assignment: ``wanted`` (exact, or its "(id)"), else the only one naming it.
+        A ``wanted`` the roster lacks is refused unless ``new_column`` (Canvas then creates that assignment)."""
         if wanted:
             by_id = ASSIGNMENT_COLUMN.fullmatch(wanted)
             same = [c for c in self.assignment_columns
                     if c == wanted or (by_id and ASSIGNMENT_COLUMN.fullmatch(c).group(1) == by_id.group(1))]
-            return same[0] if same else wanted  # a new column: Canvas creates the assignment on import
+            if same or new_column:
+                return same[0] if same else wanted
+            raise ValueError(f"{self.path} has no column {wanted!r} (its assignment columns: "
+                             f"{', '.join(map(repr, self.assignment_columns)) or 'none'}): pass one of them to "
+                             "--assignment, or add --new-assignment to have Canvas create a new assignment")
         named = [c for c in self.assignment_columns if assignment_id.lower() in c.lower()]
         if len(named) != 1:
             raise ValueError(f"{self.path}: cannot tell which column is this assignment "
@@ -76,13 +92,14 @@ def read_roster(path: Path) -> Roster:
     if missing := [c for c in REQUIRED if c not in header]:
         raise ValueError(f"{path} is not a Canvas gradebook export: no {' / '.join(missing)} column "
                          f"(its header: {header[:6]}); export the gradebook from Canvas as CSV")
-    students = []
+    students, test_students = [], []
     for row in rows[1:]:
         values = dict(zip(header, (v.strip() for v in row)))
         if values.get("ID") and "Points Possible" not in values.get("Student", ""):
-            students.append(RosterStudent({c: values.get(c, "") for c in header if c in IDENTITY}))
+            person = RosterStudent({c: values.get(c, "") for c in header if c in IDENTITY})
+            (test_students if person.name == TEST_STUDENT else students).append(person)
     return Roster(path, [c for c in header if c in IDENTITY],
-                  [c for c in header if ASSIGNMENT_COLUMN.fullmatch(c)], students)
+                  [c for c in header if ASSIGNMENT_COLUMN.fullmatch(c)], students, test_students)
 
 
 def write_canvas_csv(roster: Roster, column: str, points_possible: float, scores: dict, path: Path) -> None:

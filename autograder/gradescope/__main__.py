@@ -19,6 +19,8 @@ def main(argv=None) -> int:
     b = sub.add_parser("build", help="write the Gradescope autograder.zip")
     b.add_argument("--out", default=None, help="output folder (default build/gradescope)")
     b.add_argument("--train-images", type=int, default=None, help="training images shipped (default: Part 4's)")
+    b.add_argument("--allow-small-dataset", action="store_true",
+                   help="ship a dataset with fewer images than the notebook's defaults (refused otherwise)")
     b.add_argument("--hidden-tests-visibility", default=Settings.hidden_visibility, choices=VISIBILITIES,
                    help="when students see the results of tests that are checked only when graded")
     b.add_argument("--notebook-timeout", type=int, default=Settings.notebook_timeout)
@@ -30,7 +32,8 @@ def main(argv=None) -> int:
         from autograder.gradescope.bundle import build, default_out
 
         settings = Settings(hidden_visibility=args.hidden_tests_visibility, notebook_timeout=args.notebook_timeout)
-        archive = build(Path(args.out) if args.out else default_out(), settings, train_images=args.train_images)
+        archive = build(Path(args.out) if args.out else default_out(), settings, train_images=args.train_images,
+                        allow_small_dataset=args.allow_small_dataset)
         print(f"wrote {archive} ({archive.stat().st_size / 2**20:.1f} MiB); upload it as a Gradescope autograder")
         return 0
     if args.command == "run":

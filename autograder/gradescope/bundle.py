@@ -10,7 +10,10 @@ The zip holds, at its top, what Gradescope runs (``setup.sh`` once per image,
   notebook uses at its default settings at ``ece662/datasets/cinic-10/`` (the
   package's default places, so no variable is needed to find them): the
   first 5,000 test images and the training images Part 4 uses, as uint8
-  arrays (``ece662.data_utils.save_prepared``);
+  arrays (``ece662.data_utils.save_prepared``). A dataset with fewer images
+  than those defaults (a sample in ``CINIC10_DIR``) is refused unless
+  ``allow_small_dataset`` (``--allow-small-dataset``): Gradescope would grade
+  on other images than the students' notebooks use;
 * the template gradebook, ``gradescope.json`` (settings), ``requirements.txt``
   (grading's Python packages; PyTorch is installed by ``autograder/gradescope/setup.py``)
   and ``SHA256SUMS`` of every other file, checked by ``setup.sh``.
@@ -19,7 +22,9 @@ No source or release notebook and no solution is shipped.
 """
 import ast
 import hashlib
+import json
 import re
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -30,7 +35,7 @@ from autograder.nbgrader_course import REPO
 from ece662.grading.registry import PART4
 
 ENTRY_MODULES = ("autograder.gradescope.__main__", "autograder.gradescope.setup", "autograder.worker.__main__")
-NOT_FOR_GRADING = {"torch", "torchvision", "jupyter"}  # torch: installed apart; the others: not used to grade
+NOT_FOR_GRADING = {"torch", "torchvision", "jupyter", "canvasapi"}  # torch: installed apart; others: not used to grade
 GRADING_EXTRAS = ["ipykernel", "safetensors"]  # the kernel and the evidence files
 DATA_FOLDER = "ece662/datasets/cinic-10"
 
@@ -126,11 +131,29 @@ def _add(z: zipfile.ZipFile, name: str, data: bytes, executable: bool = False) -
     return f"{hashlib.sha256(data).hexdigest()}  {name}"
 
 
+def check_dataset_size(counts: dict, allow_small: bool) -> None:
+    """Refuse (or, when ``allow_small``, warn about) prepared data with fewer images than the notebook's defaults
+    use: ``counts`` is {split: images} as shipped."""
+    from ece662.data_utils import DEFAULT_NUM_TEST, dataset_root
+
+    wanted = {"train": PART4.images, "test": DEFAULT_NUM_TEST}
+    short = ", ".join(f"{counts.get(split, 0):,} {split} images of the notebook's {n:,}" for split, n in wanted.items()
+                      if counts.get(split, 0) < n)
+    if short and not allow_small:
+        raise ValueError(f"the dataset at {dataset_root()} is smaller than the notebook's defaults ({short}), so "
+                         "Gradescope would grade on other images than the students use: point CINIC10_DIR at the full "
+                         "CINIC-10, or pass --allow-small-dataset to ship it anyway")
+    if short:
+        print(f"WARNING: the bundle ships a SMALLER dataset than the notebook's defaults ({short}): Gradescope's "
+              "accuracies will differ from the students' own runs", file=sys.stderr, flush=True)
+
+
 def build(out: Path, settings: Settings = Settings(), train_images: int | None = None, val_images: int = 0,
-          test_images: int | None = None) -> Path:
-    """Write ``out/autograder.zip`` from this repository, its course model and the data in use."""
+          test_images: int | None = None, allow_small_dataset: bool = False) -> Path:
+    """Write ``out/autograder.zip`` from this repository, its course model and the data in use; a dataset smaller
+    than the notebook's defaults is refused unless ``allow_small_dataset``."""
     from autograder.course.release import prepare_template
-    from ece662.data_utils import DEFAULT_NUM_TEST, save_prepared
+    from ece662.data_utils import DEFAULT_NUM_TEST, PREPARED_MARKER, save_prepared
     from ece662.paths import model_path
 
     model = model_path("torch")
@@ -145,6 +168,7 @@ def build(out: Path, settings: Settings = Settings(), train_images: int | None =
         prepared = save_prepared(Path(tmp) / "data", train_images if train_images is not None else
                                  PART4.images, val_images,
                                  test_images if test_images is not None else DEFAULT_NUM_TEST)
+        check_dataset_size(json.loads((prepared / PREPARED_MARKER).read_text())["counts"], allow_small_dataset)
         contents = {str(p.relative_to(REPO)): p.read_bytes() for p in grading_files()}
         contents.update({f"{DATA_FOLDER}/{p.name}": p.read_bytes() for p in sorted(prepared.iterdir())})
         contents.update({"ece662/models/torch.model": model.read_bytes(), "gradebook.db": template.read_bytes(),
