@@ -132,8 +132,9 @@ QUESTIONS = (
     ManualQuestion("q3_answer", "q3", 5, "Inline Question 3: pruning during vs after training"),
 )
 
-# Ungraded cells that autograding skips: nothing graded depends on them, and they only cost time.
-NOT_RUN_WHEN_GRADED = ("part3_compare",)
+# Ungraded cells that autograding skips: nothing graded depends on them, and they only cost time (Part 4's control
+# and plot are the last code cells: about 9 s of a 77 s graded notebook at full size).
+NOT_RUN_WHEN_GRADED = ("part3_compare", "part4_control", "part4_plot")
 
 _BY_ID = {t.grade_id: t for t in TESTS}
 
