@@ -22,7 +22,7 @@ weights is measured, and each distinct start trained, once per course. A rerun s
 students whose submission, source notebook and limits are unchanged, and
 rebuilds ``gradebook.db`` and ``grades.csv`` from all results, so regrading one
 student leaves the others as they were; manual scores and comments are kept
-wherever the answer did not change (``autograder/course/aggregate.py``).
+wherever what their grader judged did not change (``autograder/course/gradebook.py``).
 """
 import hashlib
 import json
