@@ -7,6 +7,7 @@ manual score and comment whose cells are unchanged (``autograder/course/gradeboo
 ``nbgrader_config.py`` (formgrader), ``grades.csv`` and the feedback pages.
 """
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,9 +93,7 @@ def print_summary(outcome: Outcome, collection: Collection, out: Path, sandboxed
         auto = f"{g.autograded():4g}" if g.scores else "   -"
         print(f"{g.student[:16]:16s} {g.name[:20]:20s} {g.status:17s} {auto}/{registry.autograded_total():g}"
               f" {g.total_text() or '-':>5s}/{registry.total():g}" + ("  late" if g.late else ""))
-    counts = {}
-    for g in students:
-        counts[g.status] = counts.get(g.status, 0) + 1
+    counts = Counter(g.status for g in students)
     print(f"\n{len(students)} submissions ({graded_now} graded now, {len(students) - graded_now} unchanged) in "
           f"{seconds:.0f} s: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     print("sandbox: " + ("bubblewrap (read-only view, no network)" if sandboxed else f"NONE - {reason or 'disabled'}"))

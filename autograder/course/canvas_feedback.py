@@ -15,8 +15,8 @@ grade) is skipped unless ``include_pending``. Every student gets one line saying
 """
 import hashlib
 import os
-import shutil
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -119,7 +119,7 @@ def upload_feedback(out: Path, canvas_url: str, course_id: str, assignment: str 
             else:
                 copy = Path(tmp) / g.student / name  # the attachment's name is the file's
                 copy.parent.mkdir()
-                shutil.copy(out / "feedback" / f"{g.student}.html", copy)
+                copy.write_bytes(page)  # the bytes its name fingerprints
                 try:
                     ok, response = submission.upload_comment(copy)
                 except CanvasException as exc:
@@ -131,9 +131,7 @@ def upload_feedback(out: Path, canvas_url: str, course_id: str, assignment: str 
             if verbose:
                 print(f"{done.student[:16]:16s} {done.canvas_id[:10]:>10s}  {done.action}: {done.detail}", flush=True)
     if verbose:
-        counts = {}
-        for u in uploads:
-            counts[u.action] = counts.get(u.action, 0) + 1
+        counts = Counter(u.action for u in uploads)
         print("feedback to Canvas: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) if uploads else
               "feedback to Canvas: no submissions")
     return uploads

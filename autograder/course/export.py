@@ -47,14 +47,20 @@ def load_output(out: Path) -> tuple[Collection, dict]:
     return collection, results
 
 
+def remember_roster(out: Path, roster_file) -> None:
+    """Keep ``roster_file`` in ``out`` for later runs."""
+    saved = Path(out) / SAVED_ROSTER
+    if Path(roster_file).resolve() != saved.resolve():
+        shutil.copy(roster_file, saved)
+
+
 def saved_roster(out: Path, roster_file=None):
     """The roster given now (remembered in ``out``), else the one remembered, else None."""
-    saved = Path(out) / SAVED_ROSTER
     if roster_file:
         roster = read_roster(roster_file)
-        if Path(roster_file).resolve() != saved.resolve():
-            shutil.copy(roster_file, saved)
+        remember_roster(out, roster_file)
         return roster
+    saved = Path(out) / SAVED_ROSTER
     return read_roster(saved) if saved.is_file() else None
 
 
@@ -106,7 +112,7 @@ def export(out: Path, roster_file=None, assignment: str | None = None, verbose: 
         raise ValueError("--assignment names a Canvas column, which needs the Canvas roster: pass --roster FILE")
     column = roster.assignment_column(assignment, ASSIGNMENT, new_assignment) if roster else None
     if roster_file:
-        saved_roster(out, roster_file)  # remembered for the next export
+        remember_roster(out, roster_file)  # for the next export, once nothing refused it
     grades = write_grade_files(out, collection, results, roster)
     if roster is not None:
         write_canvas_csv(roster, column, registry.total(), canvas_scores(grades, zero_missing), out / "canvas.csv")
