@@ -143,7 +143,9 @@ def test_each_model_is_measured_and_each_recipe_trained_once_for_the_whole_cours
         return
     per_notebook = len(registry.UNSTRUCTURED_LEVELS) + len(registry.STRUCTURED_LEVELS) + 2 + 2  # 2 recipe runs
     assert made == per_notebook, {name: results[name].phases for name in correct}
-    assert all(results[name].phases["measurements_reused"] >= per_notebook for name in correct[1:])
+    # whichever verifier came first (the order differs between runs and machines) made them; the others reused
+    assert all(results[name].phases["measurements_made"] + results[name].phases["measurements_reused"]
+               >= per_notebook for name in correct), {name: results[name].phases for name in correct}
     (store,) = (base / "out" / "measurements").glob("*/")
     assert len(list(store.glob("*.safetensors"))) >= 2  # the recipe runs, kept for reruns
 
