@@ -361,6 +361,24 @@ def _load_listed(root: Path, rebuild: bool, workers, verbose: bool) -> tuple[dic
     return description, arrays
 
 
+def data_fingerprint(root=None) -> str:
+    """What ``get_CINIC10_data(root=root)`` returns, as the cache identifies it: each split's cache key (its file
+    names and class folders' mtimes) for a PNG dataset, read from the listing stamp while it holds (no PNG is
+    read); the array files' bytes for a prepared one."""
+    root = dataset_root(root)
+    if not root.is_dir():
+        raise DatasetError(_missing_dataset_message(root))
+    if is_prepared(root):
+        h = hashlib.sha256()
+        for name in [PREPARED_MARKER] + [f"{split}-{a}.npy" for split in SPLIT_FOLDERS for a in "Xy"]:
+            h.update((root / name).read_bytes())
+        return h.hexdigest()
+    stamp = _stamped_listing(root, _cache_folder(root))
+    keys = stamp["keys"] if stamp else {split: _split_key(root, split, list_split(root, split))
+                                        for split in SPLIT_FOLDERS}
+    return _digest(keys)
+
+
 def get_CINIC10_data(num_training=None, num_validation=None, num_test=DEFAULT_NUM_TEST,
                      root=None, rebuild_cache=False, workers=None, verbose=True):
     """Load CINIC-10 as uint8 arrays, CS231n style.

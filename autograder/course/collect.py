@@ -19,21 +19,21 @@ Every file is either one student's submission, a superseded file of a student
 
 A student with several files is graded on the one with the highest submission
 id, then notebooks before other files, then the newest.
-Zips (nested ones too) are extracted with nbgrader's ``ExtractorPlugin``.
+Archives in a zip (nested ones too) are extracted with bounds (``autograder/course/archives.py``); an upload
+refused there is still its student's file, with the reason (``Submission.problem``: graded "invalid upload").
 """
 import json
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from nbgrader.plugins.zipcollect import ExtractorPlugin
+from autograder.course.archives import is_junk, unpack_lms_zip
 
 CANVAS_PATTERN = (r"(?:.*/)?(?P<name>[^/_]*)(?P<late>_[Ll][Aa][Tt][Ee])?_(?P<student_id>\d+)_(?P<submission_id>\d+)"
                   r"_[^/]+(?:/.+)?")
 PLAIN_PATTERN = r"(?:.*/)?(?P<student_id>[^/]+?)\.[^./]+"  # alice.ipynb
 FOLDER_PATTERN = r"(?P<student_id>[^/]+)/[^/]+"  # alice/anything.ipynb (folders only)
-ARCHIVE_SUFFIXES = (".zip", ".gz")
 HAND_MATCHES = "matches.json"  # in the grading output folder: every --match given, {file: student id}
 
 
@@ -46,6 +46,7 @@ class Submission:
     late: bool = False
     submission_id: str = ""
     matched_by_hand: bool = False  # by --match
+    problem: str = ""  # why the upload could not be unpacked ("" when it could); ``path`` is then ""
 
 
 @dataclass
@@ -81,19 +82,10 @@ def safe_id(text: str) -> str:
     return cleaned or "unnamed"
 
 
-def _is_junk(rel: Path) -> bool:
-    return any(part.startswith((".", "__MACOSX")) for part in rel.parts) or ".ipynb_checkpoints" in rel.parts
-
-
 def _files(top: Path) -> list[str]:
-    """Relative paths of the submission files under ``top`` (an archive that was extracted beside itself: skipped)."""
-    found = []
-    for path in sorted(p for p in top.rglob("*") if p.is_file()):
-        rel = path.relative_to(top)
-        extracted_beside = path.suffix.lower() in ARCHIVE_SUFFIXES and path.with_suffix("").is_dir()
-        if not _is_junk(rel) and not extracted_beside:
-            found.append(rel.as_posix())
-    return found
+    """Relative paths of the submission files under ``top``."""
+    rels = (PurePosixPath(p.relative_to(top).as_posix()) for p in top.rglob("*") if p.is_file())
+    return sorted(rel.as_posix() for rel in rels if not is_junk(rel))
 
 
 def _patterns(files: list[str], name_pattern: str | None, from_zip: bool) -> list[re.Pattern]:
@@ -108,14 +100,12 @@ def _patterns(files: list[str], name_pattern: str | None, from_zip: bool) -> lis
     return [re.compile(PLAIN_PATTERN)] if from_zip else [re.compile(FOLDER_PATTERN), re.compile(PLAIN_PATTERN)]
 
 
-def _unpack(source: Path, staging: Path) -> Path:
-    """Extract the zip under ``staging``; returns the folder holding its contents."""
-    archive = staging / "archive"
+def _unpack(source: Path, staging: Path) -> tuple[Path, dict]:
+    """Extract the zip under ``staging``: (the folder holding its contents, {upload refused: why})."""
     shutil.rmtree(staging, ignore_errors=True)
-    archive.mkdir(parents=True)
-    shutil.copy(source, archive / source.name)
-    ExtractorPlugin().extract(str(archive), str(staging / "extracted"))
-    return staging / "extracted" / source.stem
+    top = staging / "extracted" / source.stem
+    top.mkdir(parents=True)
+    return top, unpack_lms_zip(source, top)
 
 
 def _hand_matches(pairs: list[str], remembered: Path | None) -> tuple[dict, dict]:
@@ -134,7 +124,7 @@ def _hand_matches(pairs: list[str], remembered: Path | None) -> tuple[dict, dict
 def _rank(sub: Submission) -> tuple:
     """Higher is preferred: newest submission id, then a notebook, then the newest file."""
     number = int(sub.submission_id) if sub.submission_id.isdigit() else -1
-    return number, sub.path.endswith(".ipynb"), Path(sub.path).stat().st_mtime, sub.file
+    return number, sub.path.endswith(".ipynb"), Path(sub.path).stat().st_mtime if sub.path else 0.0, sub.file
 
 
 def collect(source: Path, staging: Path, name_pattern: str | None = None, match: list[str] = (),
@@ -149,8 +139,8 @@ def collect(source: Path, staging: Path, name_pattern: str | None = None, match:
     from_zip = source.is_file()
     if from_zip and source.suffix.lower() != ".zip":
         raise ValueError(f"{source} is a file but not a .zip: pass a folder of notebooks or an LMS zip")
-    top = _unpack(source, staging) if from_zip else source
-    files = _files(top) if top.is_dir() else []
+    top, refused = _unpack(source, staging) if from_zip else (source, {})
+    files = sorted(_files(top) + list(refused))
     patterns = _patterns(files, name_pattern, from_zip)
     by_hand, given = _hand_matches(list(match), remembered)
     if absent := [f for f in given if f not in files]:
@@ -171,8 +161,8 @@ def collect(source: Path, staging: Path, name_pattern: str | None = None, match:
             raise ValueError(f"{source}: student ids {raw_ids[student]!r} and {groups['student_id']!r} both become "
                              f"{student!r} as folder names; rename one of the files")
         candidates.setdefault(student, []).append(Submission(
-            student, str(top / rel), rel, groups.get("name") or "", bool(groups.get("late")),
-            groups.get("submission_id") or "", rel in by_hand))
+            student, "" if rel in refused else str(top / rel), rel, groups.get("name") or "",
+            bool(groups.get("late")), groups.get("submission_id") or "", rel in by_hand, refused.get(rel, "")))
     for student, subs in sorted(candidates.items()):
         subs.sort(key=_rank, reverse=True)
         collection.submissions[student] = subs[0]

@@ -22,12 +22,9 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from autograder.worker.fingerprint import code_fingerprint
+
 MAX_VALUE_BYTES = 64
-# The code a stored value depends on: a change to any of these starts a fresh store.
-_AUTOGRADER = Path(__file__).resolve().parent.parent
-MEASURING_CODE = [_AUTOGRADER / "worker" / "measurements.py", _AUTOGRADER / "worker" / "recipe.py",
-                  _AUTOGRADER / "reference.py"] + [_AUTOGRADER.parent / "ece662" / name for name in (
-    "pruning_helper.py", "keras_helper.py", "model.py", "keras_model.py", "data_utils.py")]
 
 
 def digest(arrays: dict) -> str:
@@ -53,11 +50,8 @@ def key(kind: str, *parts) -> str:
 
 
 def store_folder(root: Path) -> Path:
-    """The store under ``root`` for this version of the measuring code."""
-    h = hashlib.sha256()
-    for path in MEASURING_CODE:
-        h.update(path.read_bytes())
-    return Path(root) / h.hexdigest()[:16]
+    """The store under ``root`` for this version of the code (``fingerprint.py``: a change starts a fresh store)."""
+    return Path(root) / code_fingerprint()[:16]
 
 
 class Store:
