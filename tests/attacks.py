@@ -26,6 +26,7 @@ FULL = frozenset(t.grade_id for t in registry.TESTS)
 VICTIM = "victim.txt"  # in probe: a file of the grader's that a symlink in the kernel's folder points at
 CLASSMATE = "classmate-evidence"  # in probe: a correct evidence folder, as another student's would be
 HEARTBEAT = "heartbeat"  # in probe: where a detached process of the kernel writes, if it can and while it lives
+FAKE_TOKEN = "ece662-fake-token-5f0c2a9e"  # exported before grading, as the README's feedback step has instructors do
 
 
 @dataclass(frozen=True)
@@ -425,6 +426,95 @@ for i in range(3):
 print('left behind:', made, 'files,', depth, 'levels,', written, 'MiB')
 '''
 
+# The last cell of a notebook with correct work: look for a token exported in the grader's environment wherever a
+# kernel might read it (every /proc/*/environ, its own environment, the memory holding the environment of each
+# process that started it), then start 1,000 processes at once. Only the token is looked for: nothing else read is
+# kept or printed.
+CLOSED_BOX_PROBE = '''
+import glob, os, subprocess, sys
+marker, found, places = {head!r} + {tail!r}, [], 0  # the token, never whole in the notebook's own source
+def look(where, data):
+    global places
+    places += 1
+    found.extend(f'{{where}}: {{pair}}' for pair in data.split('\\0') if marker in pair)
+look('own environment', '\\0'.join(f'{{k}}={{v}}' for k, v in os.environ.items()))
+for path in glob.glob('/proc/[0-9]*/environ'):
+    try:
+        look(path, open(path, 'rb').read().decode('latin-1'))
+    except OSError:
+        pass
+pid = os.getppid()
+while pid > 1:  # each process above this one: its environment, read from its memory
+    try:
+        fields = open(f'/proc/{{pid}}/stat').read().rsplit(')', 1)[1].split()
+        with open(f'/proc/{{pid}}/mem', 'rb') as mem:
+            mem.seek(int(fields[47]))
+            look(f'/proc/{{pid}}/mem', mem.read(int(fields[48]) - int(fields[47])).decode('latin-1'))
+        pid = int(fields[1])
+    except (OSError, ValueError, IndexError):
+        break
+print('places probed:', places, 'token found:', found)
+FORK = """
+import os, signal, time
+kids = []
+try:
+    for _ in range(1000):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(120)
+            os._exit(0)
+        kids.append(pid)
+except OSError:
+    pass
+print(len(kids))
+for kid in kids:
+    os.kill(kid, signal.SIGKILL)
+    os.waitpid(kid, 0)
+"""
+print('processes started at once:', subprocess.run([sys.executable, '-c', FORK], capture_output=True, text=True,
+                                                   timeout=300).stdout.strip())
+'''
+
+# Right after the setup cell: memory the address-space limit does not count. A child process makes a user and mount
+# namespace of its own and fills a tmpfs mounted there; then the kernel fills a memfd. Each route holds up to
+# ``mib`` MiB (beyond the kernel's memory cap: its cgroup must stop it, the rest of the notebook then runs).
+MEMORY_GRAB = '''
+import ctypes, os, subprocess, sys
+TMPFS = """
+import ctypes, os
+libc, uid, gid = ctypes.CDLL(None, use_errno=True), os.getuid(), os.getgid()
+if libc.unshare(0x10000000 | 0x00020000) != 0:
+    raise SystemExit("no namespaces of its own: " + os.strerror(ctypes.get_errno()))
+for name, text in (("setgroups", "deny"), ("uid_map", f"0 {{uid}} 1"), ("gid_map", f"0 {{gid}} 1")):
+    open(f"/proc/self/{{name}}", "w").write(text)
+if libc.mount(b"none", b"/tmp", b"tmpfs", 0, b"size=90%") != 0:
+    raise SystemExit("no tmpfs of its own: " + os.strerror(ctypes.get_errno()))
+for mib in range({mib}):  # files of 256 MiB: each file's size is capped
+    with open(f"/tmp/grab{{mib // 256}}", "ab") as f:
+        f.write(b"x" * 2**20)
+print("held in a tmpfs of its own")
+"""
+print(subprocess.run([sys.executable, '-c', TMPFS], capture_output=True, text=True).stdout)
+grabs, held = [], 0
+try:
+    for mib in range({mib}):
+        if mib % 256 == 0:
+            grabs.append(os.memfd_create('grab'))
+        os.write(grabs[-1], b'x' * 2**20)
+        held += 1
+except OSError:
+    pass
+print('MiB held in memfds:', held)
+'''
+
+
+def closed_box(grab_mib: int = 0):
+    """Correct work probed for the grader's secrets, with a 1,000-process fork, and (``grab_mib``) a memory grab."""
+    nb = _last(_notebook(examples.P1_CORRECT, examples.P2_CORRECT, examples.P4_CORRECT),
+               CLOSED_BOX_PROBE.format(head=FAKE_TOKEN[:10], tail=FAKE_TOKEN[10:]))
+    return _after(nb, "setup", MEMORY_GRAB.format(mib=grab_mib)) if grab_mib else nb
+
+
 # Student HTML where staff and students read it: a markdown answer, an added markdown cell with an attachment, a raw
 # cell, outputs (HTML, JavaScript, SVG, markdown, an image whose data and metadata break out of their attribute),
 # an error message, cell tags and the notebook's title. Each payload would mark the page it runs in.
@@ -572,11 +662,21 @@ ATTACKS = [
     Attack("detached_daemon", lambda probe: _last(_notebook(NOOP_FAKE_RESULTS),
                                                   DAEMON.format(heartbeat=str(probe / HEARTBEAT))), PART2,
            "a double-forked process keeps writing into the evidence folder after the kernel died"),
+    Attack("closed_box", lambda probe: closed_box(), FULL,
+           "correct work; looks for a token of the grader's in /proc/*/environ, its environment and the memory of "
+           "the processes that started it, and starts 1,000 processes at once"),
 ]
 
 # Graded once more without a sandbox, where the process sweep and the tamper guard are the defences.
 UNSANDBOXED = [a for a in ATTACKS if a.name in ("links", "detached_daemon", "poisoned_measurements",
-                                               "kernel_leftovers", "html_payloads")] + [
+                                               "kernel_leftovers", "html_payloads", "closed_box")] + [
     Attack("gradebook_edit", lambda probe: _last(_notebook(NOOP_FAKE_RESULTS), GRADEBOOK_EDIT), PART2,
            "unsandboxed: the kernel writes scores into the worker's gradebook")]
+
+
+def memory_grab(mib: int) -> Attack:
+    """Correct work after a grab of ``mib`` MiB through a tmpfs of its own and a memfd (only where a cgroup caps the
+    kernel's memory below ``mib``: elsewhere it would really take that memory)."""
+    return Attack("memory_grab", lambda probe: closed_box(mib), FULL,
+                  f"correct work after {mib} MiB grabbed in a tmpfs of its own and in a memfd", "memory limit")
 

@@ -244,6 +244,33 @@ def test_run_grades_red_team_attacks_exactly(bundle, tmp_path, course_env, name)
     assert "a grader's file" not in text and len(text) < 64 * 1024
 
 
+def test_run_keeps_the_kernel_in_a_closed_box(bundle, tmp_path, course_env, monkeypatch):
+    """Gradescope's path: correct work that probes for a token exported before grading, starts 1,000 processes
+    and (where a cgroup caps the kernel) grabs twice its memory cap keeps full points; no file holds the token."""
+    from attacks import FAKE_TOKEN, FULL, closed_box
+
+    from autograder.worker import cgroup
+
+    capped = cgroup.unavailable_reason() is None
+    root = tmp_path / "autograder"
+    extract(bundle, root / "source")
+    (root / "submission").mkdir()
+    (root / "submission" / NOTEBOOK).write_text(nbformat.writes(closed_box(4096 if capped else 0)))
+    mode = sandbox.BUBBLEWRAP if sandbox.sandbox_unavailable_reason() is None else sandbox.NONE
+    monkeypatch.setenv("CANVAS_API_TOKEN", FAKE_TOKEN)
+    payload = run(root, Settings(sandbox=mode, cell_timeout=60, notebook_timeout=400,
+                                 memory_mb=2048 if capped else 6144))
+    scores = {t["name"].split(":")[0]: t["score"] for t in payload["tests"]}
+    assert scores == {t.grade_id: float(t.points) if t.grade_id in FULL else 0.0 for t in registry.TESTS}, \
+        payload["output"]
+    assert f"(status: {'memory limit' if capped else 'graded'})" in payload["output"], payload["output"]
+    assert "Kernel bounds: " + ("cgroup v" if capped else "no cgroup") in payload["output"]
+    if mode == sandbox.BUBBLEWRAP:
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink() and "source" not in path.relative_to(root).parts[:1]:
+                assert FAKE_TOKEN.encode() not in path.read_bytes(), path
+
+
 def test_results_json_shows_a_students_html_as_text():
     message = 'prune_unstructured_to(model, 0.1) raised ValueError: <img src=x onerror="alert(1)">'
     result = GradingResult("s", verdicts={t.grade_id: Verdict(False, message) for t in registry.TESTS},
@@ -271,10 +298,17 @@ def _python_for(uid: int) -> str | None:
 
 
 PROBE = r'''
-import json, os, sys, time
+import glob, json, os, sys, time
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+environs = []
+for path in glob.glob("/proc/[0-9]*/environ"):
+    try:
+        environs.append(open(path, "rb").read())
+    except OSError:
+        pass
 report = {"uid": os.getuid(), "groups": os.getgroups(), "env": sorted(os.environ), "cwd": os.getcwd(),
-          "capabilities": int(status["CapEff"], 16) | int(status["CapPrm"], 16), "no_new_privs": status["NoNewPrivs"]}
+          "capabilities": int(status["CapEff"], 16) | int(status["CapPrm"], 16), "no_new_privs": status["NoNewPrivs"],
+          "environs_read": len(environs), "secret_seen": any(b"not for the kernel" in e for e in environs)}
 for name, path in [("read_secret", sys.argv[1]), ("write_results", sys.argv[2] + "/results.json"),
                    ("write_scratch", "mine.txt")]:
     try:
@@ -330,7 +364,7 @@ def test_user_mode_contains_the_kernel(tmp_path, monkeypatch):
     assert report["uid"] == uid and report["groups"] == [] and report["cwd"] == str(scratch)
     assert report["capabilities"] == 0 and report["no_new_privs"].strip() == "1"
     assert report == {**report, "read_secret": False, "write_results": False, "write_scratch": True}
-    assert "GRADER_SECRET" not in report["env"]
+    assert "GRADER_SECRET" not in report["env"] and report["environs_read"] >= 1 and not report["secret_seen"]
     assert all(p.stat().st_uid == uid for p in (connection, scratch, runtime, sandbox.kernel_home(runtime)))
     time.sleep(0.3)
     assert sandbox._pids_of(uid), "the detached probe process should still be running before the sweep"

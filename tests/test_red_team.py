@@ -20,16 +20,22 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from attacks import ATTACKS, CLASSMATE, HEARTBEAT, UNSANDBOXED, VICTIM
+from attacks import ATTACKS, CLASSMATE, FAKE_TOKEN, FULL, HEARTBEAT, UNSANDBOXED, VICTIM, memory_grab
 from formgrader_session import chromium_dom, formgrader
 
 from autograder.course.pipeline import Limits, grade
+from autograder.worker import cgroup
 from autograder.worker.sandbox import kernel_argv, sandbox_unavailable_reason
 from autograder.worker.verify import RAN, TrustedData, verify
 from demo import examples
 from ece662.grading import cells, evidence, registry
 
 LIMITS = Limits(cell_timeout=40, notebook_timeout=400, memory_mb=6144)
+# Where a cgroup caps each kernel's memory, the unsandboxed run caps it at 2 GB and grabs twice that beside work that
+# fits; elsewhere nothing would stop the grab, so it is not run
+CAPPED = cgroup.unavailable_reason() is None
+OFF_LIMITS = Limits(cell_timeout=40, notebook_timeout=400, memory_mb=2048 if CAPPED else 6144)
+UNSANDBOXED_RUN = UNSANDBOXED + ([memory_grab(2 * OFF_LIMITS.memory_mb)] if CAPPED else [])
 VICTIM_TEXT = "a grader's file\n"
 OUTPUT_CAP_BYTES = 16 * 2**20  # a graded notebook or feedback page, whatever the kernel printed
 FORBIDDEN_IN_FEEDBACK = ("BEGIN HIDDEN TESTS", "BEGIN SOLUTION", "Recorded for grading", "autograder/")
@@ -87,7 +93,8 @@ def trusted(course_env, tmp_path_factory):
 
 # ------------------------------------------------------------------ the graded runs
 
-def _grade_attacks(attacks, base: Path, correct: Path, sandbox: str):
+def _grade_attacks(attacks, base: Path, correct: Path, sandbox: str, limits: Limits = LIMITS):
+    """Grade ``attacks`` with a fake token exported in the grader's environment (the README's feedback step)."""
     probe, subs = base / "probe", base / "submissions"
     probe.mkdir(parents=True)
     subs.mkdir()
@@ -95,7 +102,9 @@ def _grade_attacks(attacks, base: Path, correct: Path, sandbox: str):
     shutil.copytree(correct, probe / CLASSMATE)
     for attack in attacks:
         (subs / f"{attack.name}.ipynb").write_text(nbformat.writes(attack.build(probe)))
-    results = grade(subs, base / "out", workers=2, limits=LIMITS, sandbox=sandbox, verbose=True)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CANVAS_API_TOKEN", FAKE_TOKEN)
+        results = grade(subs, base / "out", workers=2, limits=limits, sandbox=sandbox, verbose=True)
     return base, {r.student: r for r in results}
 
 
@@ -106,7 +115,8 @@ def red_team(correct_evidence, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def red_team_unsandboxed(correct_evidence, tmp_path_factory):
-    return _grade_attacks(UNSANDBOXED, tmp_path_factory.mktemp("red-team-off"), correct_evidence, "off")
+    return _grade_attacks(UNSANDBOXED_RUN, tmp_path_factory.mktemp("red-team-off"), correct_evidence, "off",
+                          OFF_LIMITS)
 
 
 def _assert_exact(attack, result):
@@ -126,7 +136,7 @@ def test_attack_gets_exactly_the_points_of_its_work(red_team, attack):
     _assert_exact(attack, results[attack.name])
 
 
-@pytest.mark.parametrize("attack", UNSANDBOXED, ids=lambda a: a.name)
+@pytest.mark.parametrize("attack", UNSANDBOXED_RUN, ids=lambda a: a.name)
 def test_unsandboxed_attack_gets_exactly_the_points_of_its_work(red_team_unsandboxed, attack):
     _, results = red_team_unsandboxed
     _assert_exact(attack, results[attack.name])
@@ -209,6 +219,54 @@ def test_what_a_kernel_leaves_behind_reaches_no_trusted_code(run, request):
             assert not re.search(r"root:[^:\n]*:\d+:", text), path  # a line of /etc/shadow
 
 
+def _printed(result, text: str) -> str:
+    """What the kernel printed after ``text`` in its graded notebook (the student's output, read as such)."""
+    for cell in nbformat.read(result.graded_notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            for line in str(output.get("text", "")).splitlines():
+                if text in line:
+                    return line[line.index(text) + len(text):].strip()
+    raise AssertionError(f"the notebook never printed {text!r}: the probe did not run")
+
+
+def test_no_token_of_the_grader_reaches_the_kernel_or_the_output(red_team):
+    """A token exported before grading: the probe (every /proc/*/environ, its own environment, the memory of the
+    processes that started it) finds nothing, and no file of the output holds it."""
+    if sandbox_unavailable_reason():
+        pytest.skip("graded without the sandbox here: the grader's environment is exposed (the summary says so)")
+    base, results = red_team
+    assert _printed(results["closed_box"], "token found:") == "[]"
+    assert int(_printed(results["closed_box"], "places probed:").split()[0]) >= 2
+    for path in (base / "out").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert FAKE_TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_unsandboxed_kernel_reads_the_graders_environment(red_team_unsandboxed):
+    """Without the sandbox the same probe finds the token (the summary warns of this): the probe is real."""
+    _, results = red_team_unsandboxed
+    assert FAKE_TOKEN in _printed(results["closed_box"], "token found:")
+
+
+@pytest.mark.skipif(not CAPPED, reason=f"{cgroup.unavailable_reason()}: processes are not capped here")
+@pytest.mark.parametrize("run", ["red_team", "red_team_unsandboxed"])
+def test_a_fork_of_1000_processes_is_capped(run, request):
+    _, results = request.getfixturevalue(run)
+    assert results["closed_box"].status == "graded"
+    assert 0 < int(_printed(results["closed_box"], "processes started at once:")) < min(1000, LIMITS.pids)
+
+
+@pytest.mark.skipif(not CAPPED, reason=f"{cgroup.unavailable_reason()}: memory is not capped here")
+def test_a_memory_grab_is_stopped_while_its_neighbours_are_graded(red_team_unsandboxed):
+    """Twice the cap grabbed in a tmpfs of its own and in a memfd: the kernel is stopped, the status says memory
+    limit, the rest of its work keeps its points, and the correct work graded beside it is untouched."""
+    _, results = red_team_unsandboxed
+    grab = results["memory_grab"]
+    assert grab.status == "memory limit" and "memory limit 2048 MB reached" in grab.detail, grab.detail
+    assert sum(grab.scores.values()) == sum(t.points for t in registry.TESTS if t.grade_id in FULL)
+    assert results["kernel_leftovers"].status == results["closed_box"].status == "graded"
+
+
 def _assert_inert(dom: str, where: str):
     assert not re.search(r"<body[^>]*data-owned", dom), f"a student's script ran in {where}"
     assert "<title>OWNED" not in dom, f"a student's script ran in {where}"
@@ -277,6 +335,24 @@ for target in ("/var/tmp/hog", "/dev/shm/hog"):
             os.remove(target)
 """
     assert "WROTE" not in _sandboxed_python(tmp_path, code, memory_mb=512)
+
+
+def test_sandbox_shows_no_other_process_no_namespace_and_no_machine_knob(tmp_path, monkeypatch):
+    """The kernel is alone in its PID namespace (no bubblewrap process whose environment or memory it could read),
+    gets no variable of the grader's, cannot make a user namespace (and so no tmpfs of its own), and cannot write
+    the machine's sysctls even where its uid maps to the grader's root."""
+    monkeypatch.setenv("CANVAS_API_TOKEN", FAKE_TOKEN)
+    code = """
+import ctypes, glob, os
+libc = ctypes.CDLL(None, use_errno=True)
+print("PIDS", sorted(int(p.split("/")[2]) for p in glob.glob("/proc/[0-9]*")), os.getpid())
+print("UNSHARE", libc.unshare(0x10000000 | 0x00020000), "UID", os.getuid())
+print("SYSCTL", sum(os.access(p, os.W_OK) for p in glob.glob("/proc/sys/**", recursive=True) if os.path.isfile(p)))
+print("ENV", sorted(os.environ), open("/proc/self/environ", "rb").read().count(b"TOKEN"))
+"""
+    out = _sandboxed_python(tmp_path, code, memory_mb=1024)
+    assert "PIDS [1] 1" in out and "UNSHARE -1 UID 1000" in out and "SYSCTL 0" in out, out
+    assert "CANVAS_API_TOKEN" not in out and out.strip().endswith("0"), out
 
 
 def test_sandbox_caps_file_size(tmp_path):

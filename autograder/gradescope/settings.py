@@ -14,7 +14,7 @@ class Settings:
     sandbox: str = "user:ece662-kernel"  # created by setup.sh
     cell_timeout: int = 120
     notebook_timeout: int = 330  # + the worker's slack (180 s) stays under deadline_s
-    memory_mb: int = 6144  # address space of the kernel (prlimit), not resident memory
+    memory_mb: int = 6144  # the kernel's memory: its cgroup's cap where one can be made, else its address space
     deadline_s: int = 550  # the whole run, under Gradescope's default 600 s job timeout
     public_visibility: str = "visible"
     hidden_visibility: str = "after_published"  # a student must not probe graded-only checks by resubmitting

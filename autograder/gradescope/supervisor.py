@@ -22,6 +22,7 @@ from autograder.gradescope.results import results_json, write_results
 from autograder.gradescope.settings import Settings
 from autograder.nbgrader_course import NOTEBOOK
 from autograder.worker import sandbox
+from autograder.worker.cgroup import caps_for
 from autograder.worker.results import STATUS_CRASHED, STATUS_INVALID, STATUS_MEMORY, STATUS_TIMED_OUT, GradingResult
 
 ROOT = Path("/autograder")
@@ -96,14 +97,16 @@ def _run(root: Path, settings: Settings | None) -> dict:
     mode, note = choose_sandbox(settings.sandbox)
     before = Resources.now()
     readable = readable_paths() if mode == sandbox.BUBBLEWRAP else []  # what bubblewrap shows the kernel
+    # one notebook per container, under a fixed deadline: no backstop beyond the limits themselves
     limits = Limits(cell_timeout=settings.cell_timeout, notebook_timeout=settings.notebook_timeout,
-                    memory_mb=settings.memory_mb)
+                    memory_mb=settings.memory_mb, backstop_factor=1)
     work = _private_work_folder(root)
     job = new_job(STUDENT, notebook, work, source / "gradebook.db", "", limits, mode, usable_cpus(), readable)
     result = run_worker(job, work)
     swept = sandbox.sweep(mode)
     after = Resources.now()
     summary = [chosen, f"Kernel containment: {sandbox.describe(mode)}" + (f" ({note})" if note else ""),
+               f"Kernel bounds: {sandbox.describe_bounds(caps_for(limits, job.threads), mode)}",
                f"Resources: {after.describe()}"]
     if before.oom_kills is not None and after.oom_kills > before.oom_kills:
         summary.append(f"**Out of memory**: the OOM killer killed {after.oom_kills - before.oom_kills} process(es) "

@@ -5,7 +5,11 @@ Three modes, named by a string the grading job carries:
 * ``"bubblewrap"`` (Linux with working user namespaces): the kernel sees a
   read-only view of the system, the Python installation, the ``ece662``
   package, the dataset, its cache and the course model, and nothing else; it
-  writes only to its scratch and runtime folders and has no network.
+  writes only to its scratch and runtime folders and has no network. It is
+  PID 1 of its own PID namespace (no bubblewrap process beside it whose
+  memory or environment it could read), runs as an unprivileged uid of its
+  own user namespace with no capabilities, cannot make further user
+  namespaces (so no tmpfs mounts of its own), and sees ``/proc/sys`` read-only.
 * ``"user:<name>"`` (Linux, grader running as root; for containers such as
   Gradescope's where bubblewrap cannot create namespaces): the kernel runs as
   the unprivileged user ``<name>`` (a name or a numeric uid) through
@@ -14,10 +18,15 @@ Three modes, named by a string the grading job carries:
   private: mode 0700 or 0600), writes only its scratch and runtime folders
   (``prepare_kernel_folders``, run by the kernel command at each start),
   and everything it started is killed by ``sweep`` once the notebook has run.
-* ``"none"``: no containment (macOS, Windows); the tamper guard is the only defence.
+* ``"none"``: no containment (macOS, Windows); the tamper guard is the only
+  defence, and the kernel can read everything the grader's user can: its
+  processes' environments (tokens exported in the shell), files and memory.
 
-Every mode limits the address space (``prlimit --as``) and offers the kernel
-to the OOM killer first (``choom``, where present).
+In every mode the kernel command starts from an empty environment (the
+kernel gets ``_kernel_env``: the variables of ``_KEPT_ENV`` and its own
+folders), enters the kernel's cgroup where there is one
+(``autograder/worker/cgroup.py``), limits the address space (``prlimit --as``)
+and offers the kernel to the OOM killer first (``choom``, where present).
 """
 import functools
 import json
@@ -30,11 +39,18 @@ import sys
 import time
 from pathlib import Path
 
+from autograder.worker import cgroup
+
 KERNEL_NAME = "ece662-grading"
 BUBBLEWRAP, NONE, USER_PREFIX = "bubblewrap", "none", "user:"
 KERNEL_NPROC = 512  # processes and threads the kernel user may have (user mode): a fork bomb stops here
 KERNEL_TMPFS_BYTES = 256 * 2**20  # each of the sandbox's RAM-backed folders (/tmp, /var/tmp, /dev/shm)
 KERNEL_FILE_BYTES = 2**30  # the largest file a kernel may write: one notebook cannot fill the grader's disk
+KERNEL_UID = 1000  # the kernel's uid inside bubblewrap's user namespace: not root, so it holds no capability
+# Address space beyond the memory cap where a cgroup counts the kernel's memory: torch reserves about 3.2 GB of
+# address space it never touches, and a single oversized allocation should still fail with a MemoryError
+RESERVED_ADDRESS_SPACE_MB = 4096
+_PROC_READ_ONLY = ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"]  # machine-wide knobs
 _SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32"]
 _SYSTEM_FILES = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/fonts",
                  "/etc/alternatives"]
@@ -50,8 +66,8 @@ def sandbox_unavailable_reason() -> str | None:
     bwrap = shutil.which("bwrap")
     if not bwrap:
         return "bubblewrap (bwrap) is not installed: `apt-get install bubblewrap`"
-    probe = subprocess.run([bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"],
-                           capture_output=True, text=True)
+    probe = subprocess.run([bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--as-pid-1",
+                            "--die-with-parent", "--ro-bind", "/", "/", "true"], capture_output=True, text=True)
     if probe.returncode != 0:
         return f"bubblewrap cannot create namespaces here: {probe.stderr.strip()[:200]}"
     return None
@@ -114,8 +130,20 @@ def describe(sandbox: str) -> str:
         uid, _ = _ids(user)
         return f"unprivileged user {user} (uid {uid}), no capabilities; leftover processes killed"
     if sandbox == BUBBLEWRAP:
-        return "bubblewrap (read-only view, no network)"
-    return "NONE (kernels run as the grader's user; tamper guard only)"
+        return "bubblewrap (read-only view, no network, no other process visible, grader's environment not passed)"
+    return ("NONE: kernels run as the grader's user and can read its processes' environments (any token exported "
+            "in the shell), memory and files; tamper guard only")
+
+
+def describe_bounds(caps: cgroup.Caps, sandbox: str) -> str:
+    """One line for reports: what bounds a kernel's share of the machine here."""
+    if cgroup.unavailable_reason() is None:
+        return cgroup.describe(caps)
+    tmpfs = (f"tmpfs folders of {KERNEL_TMPFS_BYTES // 2**20} MiB each" if sandbox == BUBBLEWRAP and
+             _bwrap_caps_tmpfs() else "tmpfs folders unbounded" if sandbox == BUBBLEWRAP else "the system's tmpfs")
+    nproc = f"{KERNEL_NPROC} processes of its user" if kernel_user(sandbox) else "no process limit"
+    return (f"{cgroup.unavailable_reason()}: only per process, an address space of {caps.memory_bytes // 2**20} MB "
+            f"(memfd and tmpfs pages not counted); {tmpfs}; {nproc}")
 
 
 def _python_dirs() -> list[Path]:
@@ -146,8 +174,12 @@ def _bwrap_caps_tmpfs() -> bool:
 def _bubblewrap_argv(scratch: Path, runtime: Path, readable: list[Path]) -> list[str]:
     # tmpfs is RAM the address-space limit does not count: each one is capped (bubblewrap >= 0.7)
     tmpfs = ["--size", str(KERNEL_TMPFS_BYTES), "--tmpfs"] if _bwrap_caps_tmpfs() else ["--tmpfs"]
-    bwrap = [shutil.which("bwrap"), "--unshare-all", "--die-with-parent", "--new-session",
-             "--proc", "/proc", "--dev", "/dev", *tmpfs, "/dev/shm", *tmpfs, "/tmp", *tmpfs, "/var/tmp", "--clearenv"]
+    bwrap = [shutil.which("bwrap"), "--unshare-all", "--unshare-user", "--uid", str(KERNEL_UID), "--gid",
+             str(KERNEL_UID), "--cap-drop", "ALL", "--disable-userns", "--as-pid-1", "--die-with-parent",
+             "--new-session", "--proc", "/proc", "--dev", "/dev", *tmpfs, "/dev/shm", *tmpfs, "/tmp", *tmpfs,
+             "/var/tmp", "--clearenv"]
+    for path in _PROC_READ_ONLY:  # writable by a kernel whose uid maps to the grader's root otherwise
+        bwrap += ["--ro-bind-try", path, path]
     for path in _SYSTEM_DIRS + _SYSTEM_FILES:
         bwrap += ["--ro-bind-try", path, path]
     for path in [*_python_dirs(), *readable]:
@@ -174,28 +206,35 @@ def _user_argv(user: str, scratch: Path, runtime: Path) -> list[str]:
     return prepare + drop + ["--"] + env
 
 
-def kernel_argv(scratch: Path, runtime: Path, readable: list[Path], memory_mb: int, sandbox: str) -> list[str]:
-    """argv for a kernelspec: ipykernel under ``prlimit`` (address space), contained as ``sandbox`` says.
+def kernel_argv(scratch: Path, runtime: Path, readable: list[Path], memory_mb: int, sandbox: str,
+                group: cgroup.KernelCgroup | None = None) -> list[str]:
+    """argv for a kernelspec: ipykernel from an empty environment, in ``group`` (a cgroup, if any), under
+    ``prlimit`` (address space), contained as ``sandbox`` says.
 
-    ``scratch``: the kernel's working folder; ``runtime``: its sockets and connection file (and, in user
-    mode, its HOME); ``readable``: what bubblewrap shows besides the system and Python. In user mode the
+    ``scratch``: the kernel's working folder; ``runtime``: its sockets and connection file (and, outside
+    bubblewrap, its HOME); ``readable``: what bubblewrap shows besides the system and Python. In user mode the
     command prepares its folders itself at each (re)start; call ``sweep`` after the notebook has run.
     """
     if isinstance(sandbox, bool):  # the boolean of older jobs
         sandbox = BUBBLEWRAP if sandbox else NONE
     kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
               "--HistoryManager.hist_file=:memory:"]
-    limits = [shutil.which("prlimit") or "prlimit", f"--as={memory_mb * 2**20}", "--core=0",
+    address_space_mb = memory_mb + (RESERVED_ADDRESS_SPACE_MB if group else 0)
+    limits = [shutil.which("prlimit") or "prlimit", f"--as={address_space_mb * 2**20}", "--core=0",
               f"--fsize={KERNEL_FILE_BYTES}"]
+    empty_env = [shutil.which("env") or "/usr/bin/env", "-i"]  # nothing of the grader's environment goes on
     if user := kernel_user(sandbox):
         kernel = _user_argv(user, scratch, runtime) + kernel
         limits.append(f"--nproc={KERNEL_NPROC}")
     elif sandbox == BUBBLEWRAP:
         kernel = _bubblewrap_argv(scratch, runtime, readable) + kernel
-    elif sandbox != NONE:
+    elif sandbox == NONE:
+        kernel_home(runtime).mkdir(parents=True, exist_ok=True)
+        empty_env += [f"{k}={v}" for k, v in _kernel_env(runtime, str(kernel_home(runtime))).items()]
+    else:
         raise ValueError(f"unknown sandbox mode {sandbox!r}: use 'bubblewrap', 'user:<name>' or 'none'")
     oom_first = [choom, "-n", "1000", "--"] if (choom := shutil.which("choom")) else []
-    return limits + ["--"] + oom_first + kernel
+    return empty_env + cgroup.enter_argv(group) + limits + ["--"] + oom_first + kernel
 
 
 def _traversable(folder: Path) -> None:
@@ -275,7 +314,7 @@ def main(argv: list[str]) -> None:
         sys.exit("usage: python -m autograder.worker.sandbox prepare-and-exec MODE SCRATCH RUNTIME CONNECTION_FILE -- CMD")
     mode, scratch, runtime, connection_file = argv[1], Path(argv[2]), Path(argv[3]), Path(argv[4])
     prepare_kernel_folders(mode, scratch, runtime, connection_file)
-    os.execv(argv[6], argv[6:])
+    os.execve(argv[6], argv[6:], {})  # setpriv and what it runs as the kernel's user get no variable of root's
 
 
 def write_kernelspec(jupyter_dir: Path, argv: list[str]) -> None:
