@@ -22,12 +22,18 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--roster", help="Canvas gradebook export (CSV): names, and a 'missing' row for who handed in "
                                     "nothing; remembered for export")
     g.add_argument("--workers", type=int, default=2, help="notebooks graded at once (default: %(default)s)")
-    g.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout, help="seconds per cell")
-    g.add_argument("--notebook-timeout", type=int, default=Limits.notebook_timeout, help="seconds per notebook")
+    g.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout,
+                   help="CPU seconds per cell (default: %(default)s; the wall-clock backstop is "
+                        f"{Limits.backstop_factor}x)")
+    g.add_argument("--notebook-timeout", type=int, default=Limits.notebook_timeout,
+                   help="CPU seconds per notebook (default: %(default)s; the wall-clock backstop is "
+                        f"{Limits.backstop_factor}x)")
     g.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="address-space limit per kernel")
     g.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto",
                    help="bubblewrap sandbox for kernels: auto = when available (default)")
     g.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
+    g.add_argument("--only", metavar="ID", help="grade this student again (changed or not) and no one else; the "
+                                                "others keep their results")
     g.add_argument("--name-pattern", help="regex matching each file's whole path inside the zip or folder, with a "
                                           "student_id group (optional: name, late, submission_id)")
     g.add_argument("--match", action="append", default=[], metavar="FILE=ID",
@@ -72,7 +78,8 @@ def main(argv=None) -> int:
         elif args.command == "grade":
             results = grade(args.submissions, args.out, args.workers,
                             Limits(args.cell_timeout, args.notebook_timeout, args.memory_mb),
-                            args.sandbox, args.force, args.name_pattern, roster=args.roster, match=args.match)
+                            args.sandbox, args.force, args.name_pattern, roster=args.roster, match=args.match,
+                            only=args.only)
             return 0 if results else 1
         elif args.command == "formgrade":
             serve(args.out, args.port)

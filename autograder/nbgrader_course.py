@@ -86,6 +86,7 @@ def autograde_config(course: Path, db: Path, kernel: KernelPlaces, job, report: 
     c.CourseDirectory.source_directory = "source"  # empty: the kernel's course holds no source notebooks
     c.LimitedExecute.timeout = job.limits.cell_timeout
     c.LimitedExecute.notebook_timeout = job.limits.notebook_timeout
+    c.LimitedExecute.backstop_factor = job.limits.backstop_factor
     c.LimitedExecute.kernel_name = KERNEL_NAME
     c.LimitedExecute.startup_timeout = 120
     c.LimitedExecute.kernel_cwd = str(kernel.folder)

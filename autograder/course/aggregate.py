@@ -29,6 +29,7 @@ from autograder.course.gradebook import (
     restore_manual_work,
 )
 from autograder.worker.results import STATUS_TAMPERED
+from autograder.worker.sandbox import BUBBLEWRAP, NONE, describe
 from ece662.grading import registry
 
 
@@ -85,7 +86,7 @@ def finish(out: Path, collection: Collection, results: dict, template_db: Path, 
 
 
 def print_summary(outcome: Outcome, collection: Collection, out: Path, sandboxed: bool, reason: str | None,
-                  seconds: float, graded_now: int) -> None:
+                  seconds: float, graded_now: int, bounds: str = "") -> None:
     grades = outcome.grades
     students = [g for g in grades if g.student and g.file]
     print(f"\n{'student':16s} {'name':20s} {'status':17s} {'auto':>7s} {'total':>9s}")
@@ -96,7 +97,9 @@ def print_summary(outcome: Outcome, collection: Collection, out: Path, sandboxed
     counts = Counter(g.status for g in students)
     print(f"\n{len(students)} submissions ({graded_now} graded now, {len(students) - graded_now} unchanged) in "
           f"{seconds:.0f} s: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    print("sandbox: " + ("bubblewrap (read-only view, no network)" if sandboxed else f"NONE - {reason or 'disabled'}"))
+    print("sandbox: " + (describe(BUBBLEWRAP) if sandboxed else f"{describe(NONE)} ({reason or 'disabled'})"))
+    if bounds:
+        print(f"kernel bounds: {bounds}")
     for s in collection.superseded:
         print(f"superseded: {s.file} (student {s.student}; graded {s.kept} instead)")
     print_actions(grades)

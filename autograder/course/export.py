@@ -8,7 +8,8 @@ roster (``--roster``, or the one ``grade --roster`` saved as ``roster.csv``),
 the assignment column holding each total and the "Points Possible" row. A cell
 is left empty (Canvas keeps the grade it has) while a question is pending, for
 a student whose work has no automatic grade (an unreadable upload, a file
-that matched no student) and for a student who handed in nothing (0 with
+that matched no student, a notebook the grader did not finish: timed out or
+crashed) and for a student who handed in nothing (0 with
 ``--zero-missing``); the export lists them all. The column must be one the
 roster has (``--new-assignment`` to create one); a refused export writes
 nothing.
@@ -68,7 +69,7 @@ def write_grade_files(out: Path, collection: Collection, results: dict, roster) 
     """``grades.csv`` and every feedback page, from the results and the gradebook as they are now."""
     out = Path(out)
     marks, comments = read_marks(out / "gradebook.db")
-    grades = final_grades(collection, results, marks, comments, roster)
+    grades = final_grades(collection, results, marks, comments, roster, out)
     write_grades_csv(grades, out / "grades.csv")
     folder = out / "feedback"
     folder.mkdir(exist_ok=True)
@@ -133,15 +134,15 @@ def pending_questions(grades: list) -> str:
 
 def print_actions(grades: list, zero_missing: bool = False, each_pending: bool = False) -> None:
     """What the instructor must do before every student has a grade: pending questions (``each_pending``: with
-    each student's), work without an automatic grade, files that name no student, students who handed in
-    nothing."""
+    each student's), work without an automatic grade (a notebook the grader did not finish: with the command that
+    regrades it), files that name no student, students who handed in nothing."""
     if pending := [g for g in grades if g.pending()]:
         print(f"pending: {count_students(len(pending))} with questions to grade in formgrader: "
               f"{pending_questions(grades)}")
         if each_pending:
             print("    " + ", ".join(f"{g.student} ({', '.join(g.pending())})" for g in pending))
-    if stuck := [g for g in grades if g.student and g.status != STATUS_MISSING and not g.pending() and
-                 g.without_grade()]:
+    if stuck := [g for g in grades if g.student and g.status != STATUS_MISSING and
+                 (not g.pending() or not g.finished()) and g.without_grade()]:
         print(f"ACTION: {count_students(len(stuck))} handed in work that has no grade (left empty in canvas.csv):")
         for g in stuck:
             print(f"    {g.student} ({g.name or 'no name'}): {g.without_grade()}")

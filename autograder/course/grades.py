@@ -8,16 +8,19 @@ Nobody gets a score nobody decided: a submission without a graded notebook (an
 unreadable upload, say) has no scores, and neither has a roster student who
 handed in nothing. Every collected file gives one row: a submission, a roster
 student without one (``missing``; ``unmatched file`` when an unmatched file's
-name holds their id), or a file that names no student (``unmatched``).
+name holds their id), or a file that names no student (``unmatched``). A
+notebook the grader did not finish (``timed out``, ``crashed``) has its scores
+but no total: the instructor regrades it (``regrade_command``) or decides.
 """
 import csv
+import json
 import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.course.collect import Collection
-from autograder.worker.results import STATUS_MISSING, GradingResult
+from autograder.worker.results import STATUS_MISSING, UNFINISHED, GradingResult
 from autograder.worker.sanitize import csv_cell
 from ece662.grading import registry
 
@@ -25,6 +28,7 @@ PENDING = "pending"
 STATUS_UNMATCHED = "unmatched"
 STATUS_UNMATCHED_FILE = "unmatched file"  # a roster student an unmatched file's name points to
 STATUS_NOT_GRADED = "not graded"
+RUN_OPTIONS = "grade-options.json"  # in the output folder: the options of the last `grade`, for regrade commands
 
 
 @dataclass
@@ -38,6 +42,11 @@ class StudentGrade:
     canvas_id: str = ""  # the roster's Canvas user id ("" when not on the roster)
     scores: dict = field(default_factory=dict)  # grade id -> points, None = pending; empty: nothing graded
     comments: dict = field(default_factory=dict)  # cell -> grader's comment
+    regrade: str = ""  # the command that grades this student again
+
+    def finished(self) -> bool:
+        """Whether the grader ran the notebook to the end within its limits (else its scores are partial)."""
+        return self.status not in UNFINISHED
 
     def part_scores(self) -> dict:
         """{part: points or None (pending)} in notebook order; empty when nothing was graded."""
@@ -53,20 +62,22 @@ class StudentGrade:
         return sum(self.scores.get(t.grade_id) or 0.0 for t in registry.TESTS)
 
     def total(self) -> float | None:
-        """All points; None while a question is pending or when nothing was graded."""
+        """All points; None while a question is pending, when nothing was graded or grading did not finish."""
         scores = [self.scores.get(g, 0.0) for g in registry.points()]
-        return None if not self.scores or any(s is None for s in scores) else sum(scores)
+        return None if not self.scores or not self.finished() or any(s is None for s in scores) else sum(scores)
 
     def pending(self) -> list[str]:
         """The questions still to grade by hand."""
         return [g for g in registry.points() if self.scores and self.scores.get(g, 0.0) is None]
 
     def total_text(self) -> str:
-        """The total as grades.csv shows it: points, ``pending`` or "" (nothing graded)."""
-        return "" if not self.scores else _points(self.total())
+        """The total as grades.csv shows it: points, ``pending`` or "" (nothing graded, or not finished)."""
+        return "" if not self.scores or not self.finished() else _points(self.total())
 
     def without_grade(self) -> str:
         """Why there is no total ("" when there is one): what the instructor has to do."""
+        if not self.finished():
+            return f"{self.status}: {self.detail}" + (f"; regrade: {self.regrade}" if self.regrade else "")
         if self.pending():
             return f"to grade in formgrader: {', '.join(self.pending())}"
         if self.status == STATUS_MISSING:
@@ -91,9 +102,10 @@ def cell_score(grade_id: str, mark, result: GradingResult) -> float | None:
     return None if score is None else score + (extra or 0.0)
 
 
-def final_grades(collection: Collection, results: dict, marks: dict, comments: dict, roster=None) -> list:
+def final_grades(collection: Collection, results: dict, marks: dict, comments: dict, roster=None,
+                 out: Path | None = None) -> list:
     """One StudentGrade per submission, per roster student without one, per unmatched file naming no roster
-    student."""
+    student; ``out``: the grading output folder, for the commands that regrade a student."""
     grades, matched = [], set()
     superseded = {}
     for s in collection.superseded:
@@ -114,7 +126,7 @@ def final_grades(collection: Collection, results: dict, marks: dict, comments: d
             student, result.status if result else STATUS_NOT_GRADED, on_roster.name if on_roster else sub.name,
             sub.late, sub.file, "; ".join(d for d in detail if d), on_roster.canvas_id if on_roster else "",
             {g: cell_score(g, student_marks.get(g), result) for g in registry.points()} if graded else {},
-            comments.get(student, {})))
+            comments.get(student, {}), regrade_command(out, student) if out else ""))
         if on_roster:
             matched.add(on_roster.canvas_id)
     owners = {name: roster.named_in(name) if roster else [] for name in collection.unmatched}
@@ -142,6 +154,18 @@ def match_advice(file: str, student: str) -> str:
     return f"grade again with --match {shlex.quote(f'{file}={student}')}"
 
 
+def save_grade_options(out: Path, options: list[str]) -> None:
+    """Remember the options of this ``grade`` run (the submissions first), which regrade a student as it did."""
+    (Path(out) / RUN_OPTIONS).write_text(json.dumps(options))
+
+
+def regrade_command(out: Path, student: str) -> str:
+    """The command that grades ``student`` again, with the options of the last ``grade`` into ``out``."""
+    saved = Path(out) / RUN_OPTIONS
+    options = json.loads(saved.read_text()) if saved.is_file() else ["SUBMISSIONS", "--out", str(out)]
+    return shlex.join(["python", "-m", "autograder", "grade", *options, "--only", student])
+
+
 def _points(value: float | None) -> str:
     return PENDING if value is None else f"{value:g}"
 
@@ -158,7 +182,7 @@ def write_grades_csv(grades: list, path: Path) -> list[str]:
         for g in grades:  # ids, names, file names and details come from students: never formulas
             by_part = g.part_scores()
             points = [_points(by_part[p]) if by_part else "" for p in parts]
-            totals = [f"{g.autograded():g}", g.total_text()] if g.scores else ["", ""]
+            totals = [f"{g.autograded():g}", g.total_text()] if g.scores and g.finished() else ["", ""]
             writer.writerow(map(csv_cell, [g.student, g.name, g.status, "late" if g.late else ""] + points +
                                 totals + [g.file, g.detail[:300]]))
     os.replace(tmp, path)

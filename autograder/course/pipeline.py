@@ -19,18 +19,20 @@ notebook, whose worker was started ahead (``autograder/course/spare_workers.py``
 In the sandbox, the verifiers share what they measure and the Part 4 recipe
 runs they make (``autograder/worker/measurements.py``): each distinct set of
 weights is measured, and each distinct start trained, once per course. A rerun skips
-students whose submission, source notebook and limits are unchanged, and
+students whose submission and course are unchanged (code, source notebook, course models, data, limits and
+sandbox: ``autograder/worker/fingerprint.py``); an upload refused at intake is ``invalid upload``. It
 rebuilds ``gradebook.db`` and ``grades.csv`` from all results, so regrading one
-student leaves the others as they were; manual scores and comments are kept
+student (``only``) leaves the others as they were; manual scores and comments are kept
 wherever what their grader judged did not change (``autograder/course/gradebook.py``).
+A notebook whose grading stopped for a reason the machine may explain (a wall-clock
+limit, a killed kernel or worker, an error of the grader's) is graded again at the
+end of the run, alone; what stops it then is reported with the command that
+regrades it.
 """
-import hashlib
-import json
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -38,26 +40,16 @@ from tqdm.auto import tqdm
 from autograder.course.aggregate import finish, print_summary
 from autograder.course.collect import HAND_MATCHES, collect
 from autograder.course.formgrade import warn_if_served
+from autograder.course.grades import save_grade_options
 from autograder.course.release import prepare_template, source_notebook
 from autograder.course.roster import read_roster
 from autograder.course.spare_workers import SpareWorkers
-from autograder.nbgrader_course import REPO
+from autograder.worker.fingerprint import course_fingerprint, job_key
 from autograder.worker.job import Limits, new_job, readable_paths, run_worker
 from autograder.worker.measurements import store_folder
-from autograder.worker.results import GradingResult
-from autograder.worker.sandbox import sandbox_unavailable_reason
-
-# How grading decides: a change to any of these regrades everyone.
-GRADING_CODE = [REPO / "ece662" / "grading" / name for name in ("checks.py", "registry.py", "evidence.py")] + [
-    REPO / "autograder" / "worker" / name for name in ("verify.py", "recipe.py")] + [REPO / "autograder" / "reference.py"]
-
-
-def _job_key(submission: Path, limits: Limits, sandbox: str) -> str:
-    h = hashlib.sha256(submission.read_bytes())
-    for path in (source_notebook(), *GRADING_CODE):  # a change to how grading decides regrades everyone
-        h.update(path.read_bytes())
-    h.update(json.dumps([asdict(limits), sandbox]).encode())
-    return h.hexdigest()
+from autograder.worker.results import STATUS_INVALID_UPLOAD, UNFINISHED, GradingResult
+from autograder.worker.cgroup import caps_for
+from autograder.worker.sandbox import describe_bounds, sandbox_unavailable_reason
 
 
 def shared_store(out: Path, sandbox: str) -> Path | None:
@@ -72,12 +64,13 @@ def shared_store(out: Path, sandbox: str) -> Path | None:
 
 def grade(submissions, out, workers: int = 2, limits: Limits = Limits(), sandbox: str = "auto",
           force: bool = False, name_pattern: str | None = None, verbose: bool = True,
-          roster=None, match=()) -> list[GradingResult]:
+          roster=None, match=(), only: str | None = None) -> list[GradingResult]:
     """Autograde everything in ``submissions`` (folder or zip) into ``out``; returns the results.
 
     ``name_pattern``: how file names name students (default: Canvas or ``<student_id>.ipynb``, see
     ``autograder/course/collect.py``); ``roster``: the Canvas gradebook export, for names and missing students;
-    ``match``: "FILE=ID" hand matches, remembered in ``out``."""
+    ``match``: "FILE=ID" hand matches, remembered in ``out``; ``only``: grade this student (again) and no
+    one else."""
     started = time.monotonic()
     out = Path(out).resolve()
     for sub in ("results", "jobs", "logs", "feedback", "work"):
@@ -105,12 +98,20 @@ def grade(submissions, out, workers: int = 2, limits: Limits = Limits(), sandbox
         readable = readable_paths()
         setup.update()
     store = shared_store(out, use_sandbox)
+    save_grade_options(out, _grade_options(submissions, out, limits, sandbox, name_pattern))
 
-    todo, results = [], {}
+    course = course_fingerprint(source_notebook())  # what decides every grade (autograder/worker/fingerprint.py)
+    todo, results = [], _kept_results(out, found, only) if only else {}
     for student, path in found.items():
-        key = _job_key(path, limits, use_sandbox)
+        if only and student != only:
+            continue
+        if problem := collection.submissions[student].problem:  # an upload refused at intake: nothing to run
+            results[student] = GradingResult.failed(student, STATUS_INVALID_UPLOAD, problem)
+            results[student].save(out / "results" / f"{student}.json")
+            continue
+        key = job_key(path, course, limits, use_sandbox)
         previous = out / "results" / f"{student}.json"
-        if not force and previous.is_file():
+        if not force and not only and previous.is_file():
             cached = GradingResult.load(previous)
             if cached.job_key == key:
                 results[student] = cached
@@ -131,9 +132,42 @@ def grade(submissions, out, workers: int = 2, limits: Limits = Limits(), sandbox
     finally:
         if spares:
             spares.close()
+    _regrade_alone(jobs, results, out, verbose)
 
-    outcome = finish(out, collection, {s: results[s] for s in found}, template_db, roster)
+    outcome = finish(out, collection, {s: results[s] for s in found if s in results}, template_db, roster)
     if verbose:
         print_summary(outcome, collection, out, use_sandbox == "bubblewrap", reason, time.monotonic() - started,
-                      len(todo))
-    return [results[s] for s in sorted(found)]
+                      len(todo), describe_bounds(caps_for(limits, threads), use_sandbox))
+    return [results[s] for s in sorted(found) if s in results]
+
+
+def _kept_results(out: Path, found: dict, only: str) -> dict:
+    """For ``only``: every other student's result as it is (refused if ``only`` handed in nothing)."""
+    if only not in found:
+        raise ValueError(f"--only {only}: no submission of that student (students: {', '.join(sorted(found)[:10])}"
+                         + (", ..." if len(found) > 10 else "") + ")")
+    saved = {s: out / "results" / f"{s}.json" for s in found if s != only}
+    return {s: GradingResult.load(path) for s, path in saved.items() if path.is_file()}
+
+
+def _grade_options(submissions, out: Path, limits: Limits, sandbox: str, name_pattern: str | None) -> list[str]:
+    """The ``grade`` options that grade as this run does (roster and hand matches are remembered in ``out``)."""
+    options, default = [str(Path(submissions).resolve()), "--out", str(out)], Limits()
+    for flag, value, usual in (("--cell-timeout", limits.cell_timeout, default.cell_timeout),
+                               ("--notebook-timeout", limits.notebook_timeout, default.notebook_timeout),
+                               ("--memory-mb", limits.memory_mb, default.memory_mb)):
+        options += [flag, str(value)] if value != usual else []
+    options += ["--sandbox", sandbox] if sandbox != "auto" else []
+    return options + (["--name-pattern", name_pattern] if name_pattern else [])
+
+
+def _regrade_alone(jobs: list, results: dict, out: Path, verbose: bool) -> None:
+    """Grade again, one at a time and with no other notebook running, each notebook whose grading stopped for a
+    reason the machine may explain (``GradingResult.retry_alone``); the new result counts."""
+    again = [job for job in jobs if results[job.student].status in UNFINISHED and results[job.student].retry_alone]
+    for job in tqdm(again, desc="regrading alone", unit="nb", disable=not verbose or not again):
+        result = run_worker(job, out)
+        if result.status in UNFINISHED:
+            result.detail += "; the same when graded again alone"
+            result.save(Path(job.result))
+        results[job.student] = result

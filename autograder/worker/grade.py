@@ -14,6 +14,7 @@ the student's gradebook and into the ``GradingResult``, once.
 """
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -23,6 +24,8 @@ from pathlib import Path
 import nbformat
 
 from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, KernelPlaces, autograde_config, ensure_tools_on_path
+from autograder.worker.cgroup import caps_for, kernel_cgroup
+from autograder.worker.execute import EVENT_CPU, EVENT_DIED, EVENT_MEMORY, EVENT_NOTEBOOK, EVENT_WALL, signal_of
 from autograder.worker.integrity import changed_files, fingerprint
 from autograder.worker.job import Job
 from autograder.worker.processes import become_subreaper
@@ -99,22 +102,39 @@ def repair(nb, known: dict) -> list[str]:
     return notes
 
 
-def status_of(events: list, memory_mb: int) -> tuple[str, str]:
-    """(status, detail) from the events LimitedExecute recorded (in this process, not from kernel output)."""
-    def cells(kind):
-        return ", ".join(dict.fromkeys(e["cell"] for e in events if e["event"] == kind))
+def machine_may_explain(event: dict) -> bool:
+    """Whether the machine (its load, its memory) may have caused ``event``: a wall-clock limit or a kernel killed
+    by a signal (the OOM killer?) may; a CPU time limit and a kernel's own exit may not."""
+    if event["event"] == EVENT_DIED:
+        return event.get("exit_code") is None or signal_of(event["exit_code"]) != 0
+    return event["event"] == EVENT_WALL or event["event"] == EVENT_NOTEBOOK and event.get("wall_clock", False)
 
-    if cells("memory") and not cells("kernel died"):
-        return STATUS_MEMORY, f"memory limit {memory_mb} MB reached in cell {cells('memory')}"
-    if cells("kernel died"):
-        return STATUS_CRASHED, (f"the kernel died in cell {cells('kernel died')} (os._exit, a crash or the memory "
-                                "limit); it was restarted and grading went on")
-    if cells("time limit"):
-        return STATUS_TIMED_OUT, f"the notebook ran past its time limit at cell {cells('time limit')}; later cells " \
-                                 "were not run"
-    if cells("cell timeout"):
-        return STATUS_TIMED_OUT, f"cell {cells('cell timeout')} ran past the per-cell time limit and was interrupted"
-    return STATUS_GRADED, ""
+
+def status_of(events: list, memory_mb: int) -> tuple[str, str, bool]:
+    """(status, detail, whether the machine may explain it) from the events LimitedExecute recorded (in this
+    process, not from kernel output)."""
+    def first(kind):
+        return next((e for e in events if e["event"] == kind), None)
+
+    retry = any(machine_may_explain(e) for e in events)
+    died, memory = [e for e in events if e["event"] == EVENT_DIED], first(EVENT_MEMORY)
+    if memory and not died:
+        return STATUS_MEMORY, f"memory limit {memory_mb} MB reached in cell {memory['cell']}", retry
+    if died:
+        again = f" (and {len(died) - 1} more time{'s' if len(died) > 2 else ''})" if len(died) > 1 else ""
+        return STATUS_CRASHED, (f"{died[0]['cause']} in cell {died[0]['cell']}{again}; the kernel was restarted "
+                                "and grading went on"), retry
+    if e := first(EVENT_NOTEBOOK):
+        return STATUS_TIMED_OUT, (f"the notebook used up {e['limit']} at cell {e['cell']} ({e['cpu_s']:g} s of CPU "
+                                  f"time in {e['wall_s']:g} s); later cells were not run"), retry
+    if e := first(EVENT_CPU):
+        return STATUS_TIMED_OUT, (f"cell {e['cell']} hit the cpu time limit ({e['cpu_s']:g} s of CPU time in "
+                                  f"{e['wall_s']:g} s; limit {e['cpu_limit_s']:g} s) and was interrupted"), retry
+    if e := first(EVENT_WALL):
+        return STATUS_TIMED_OUT, (f"cell {e['cell']} ran past the {e['wall_limit_s']:g} s wall-clock backstop "
+                                  f"({e['cpu_s']:g} s of CPU time: it sleeps or waits, or the machine is very busy) "
+                                  "and was interrupted"), retry
+    return STATUS_GRADED, "", retry
 
 
 def grade_one(job: Job, scratch: Path | None = None, progress_fd: int = -1) -> GradingResult:
@@ -145,18 +165,20 @@ def grade_one(job: Job, scratch: Path | None = None, progress_fd: int = -1) -> G
     result = GradingResult(job.student, **common)
     result.phases["setup_s"] = round(time.monotonic() - started, 2)
     try:
-        report = _autograde(job, course, kernel, progress_fd)
+        with kernel_cgroup(caps_for(job.limits, job.threads)) as group:  # the kernel's capped share
+            report = _autograde(job, course, kernel, progress_fd, group)
     finally:
         if scratch is None:
             remove_tree(root)  # a plain folder; a private tmpfs is dropped with this process (see main)
     graded = course / "autograded" / job.student / ASSIGNMENT / NOTEBOOK
-    if report is None or not graded.is_file():
-        result.status, result.detail = STATUS_CRASHED, "nbgrader could not autograde this notebook (the log says why)"
-        result.scores = {t.grade_id: 0.0 for t in registry.TESTS}
+    if not isinstance(report, RunReport) or not graded.is_file():
+        why = report if isinstance(report, str) else "it wrote no graded notebook"
+        result.status, result.detail = STATUS_CRASHED, f"nbgrader could not autograde this notebook: {why}"
+        result.scores, result.retry_alone = {t.grade_id: 0.0 for t in registry.TESTS}, True
         return result
     result.graded_notebook, result.verdicts = str(graded), report.verdicts
     result.phases.update(report.timing)
-    result.status, detail = status_of(report.events, job.limits.memory_mb)
+    result.status, detail, result.retry_alone = status_of(report.events, job.limits.memory_mb)
     result.detail = "; ".join(filter(None, [detail, *notes]))
     if changed := changed_files(before, fingerprint(job.guarded)):
         result.status = STATUS_TAMPERED
@@ -168,9 +190,9 @@ def grade_one(job: Job, scratch: Path | None = None, progress_fd: int = -1) -> G
     return result
 
 
-def _autograde(job: Job, course: Path, kernel: KernelPlaces, progress_fd: int) -> RunReport | None:
+def _autograde(job: Job, course: Path, kernel: KernelPlaces, progress_fd: int, group=None) -> RunReport | str:
     """nbgrader's autograde (execution, verification, scores) of the submitted notebook; the verifier's report,
-    or None if nbgrader failed."""
+    or why nbgrader failed (one line)."""
     from nbgrader.apps import NbGraderAPI
 
     db = course / "gradebook.db"
@@ -179,7 +201,7 @@ def _autograde(job: Job, course: Path, kernel: KernelPlaces, progress_fd: int) -
     os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the kernel runs on the CPU, as the grader's run of Part 4's recipe
     os.environ[ENV_DIR] = str(kernel.evidence)
     argv = kernel_argv(kernel.folder, kernel.runtime, [Path(p) for p in job.readable], job.limits.memory_mb,
-                       job.sandbox)
+                       job.sandbox, group)
     write_kernelspec(course.parent / "jupyter", argv)
     os.environ["JUPYTER_PATH"] = str(course.parent / "jupyter")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(kernel.runtime)
@@ -189,11 +211,29 @@ def _autograde(job: Job, course: Path, kernel: KernelPlaces, progress_fd: int) -
     started = time.monotonic()
     outcome = api.autograde(ASSIGNMENT, job.student, force=True, create=True)
     if not outcome["success"] or not report.is_file():
-        print("nbgrader could not autograde:", outcome.get("error") or outcome.get("log"), flush=True)  # the log
-        return None
+        print("nbgrader could not autograde; its log:", outcome.get("log", ""), outcome.get("error", ""), sep="\n",
+              flush=True)
+        return swallowed_exception(outcome.get("log", "")) or "nbgrader stopped without an error (see the log)"
     run = RunReport.load(report)
+    if group and group.oom_kills():  # the kernel deaths were its cgroup's memory cap
+        run.events = [dict(e, event="memory") if e["event"] == "kernel died" else e for e in run.events]
     run.timing["autograde_s"] = round(time.monotonic() - started, 2)
     return run
+
+
+def swallowed_exception(log: str) -> str:
+    """The exception that ends the last traceback in nbgrader's log, in one line ("" if there is none): nbgrader
+    logs the traceback of what failed, then raises only "Please see the above traceback". (Its log indents the
+    lines after a record's first by 4 spaces.)"""
+    _, found, block = log.rpartition("Traceback (most recent call last):")
+    exception = []
+    for line in block.splitlines()[1:] if found else []:
+        line = line.removeprefix("    ")
+        if exception and (not line.strip() or line.startswith("[")):  # its end, or the next log record
+            break
+        if line.strip() and not line[0].isspace():  # not a frame or its code
+            exception.append(line.strip())
+    return re.sub(r"^[\w.]+\.(?=\w+:)", "", " ".join(exception))[:400]  # KernelStartError, not a.b.KernelStartError
 
 
 def trusted_scores(db: Path, student: str, passed: set) -> dict:

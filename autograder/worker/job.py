@@ -1,7 +1,8 @@
 """One student's grading job: what the worker gets (``Job``), and running it in a process of its own.
 
 ``run_worker`` saves the job (``jobs/<student>.json``) and runs ``python -I -m
-autograder.worker`` on it under a hard wall-clock limit; the worker writes the
+autograder.worker`` on it under a hard wall-clock limit (``worker_wall_limit``: a
+backstop, since the kernel's limits count CPU time); the worker writes the
 student's ``GradingResult`` once, where the job says. The worker reports on a
 pipe when the kernel is gone and when the notebook is verified, so the course
 run can start the next notebook then. The course pipeline and the Gradescope
@@ -20,15 +21,27 @@ from pathlib import Path
 
 from autograder.worker.results import STATUS_CRASHED, STATUS_TIMED_OUT, GradingResult
 
-WORKER_SLACK_S = 180  # on top of the notebook limit: kernel start, nbgrader, verification
+WORKER_SLACK_S = 180  # on top of the notebook limit: kernel start, nbgrader, verification (on a quiet machine)
 KERNEL_GONE, VERIFIED = "kernel gone", "verified"  # progress events, in this order
 
 
 @dataclass(frozen=True)
 class Limits:
+    """A kernel's limits: CPU seconds per cell and per notebook (the CPU time of the kernel's process tree, which
+    load does not stretch), each with a wall-clock backstop ``backstop_factor`` times longer (for cells that sleep
+    or wait), and the kernel's address space."""
     cell_timeout: int = 120
     notebook_timeout: int = 600
     memory_mb: int = 6144
+    backstop_factor: int = 5
+    pids: int = 512  # processes and threads of one kernel together (its cgroup, where there is one)
+    cpus: float = 0  # CPUs one kernel may use at once (its cgroup); 0: one per thread it is given
+
+
+def worker_wall_limit(limits: Limits) -> int:
+    """Wall-clock seconds after which a grading worker is killed: its notebook's backstop plus the slack, scaled
+    alike (a busy machine slows kernel start, nbgrader and verification as much as the kernel)."""
+    return (limits.notebook_timeout + WORKER_SLACK_S) * limits.backstop_factor
 
 
 @dataclass(frozen=True)
@@ -149,7 +162,7 @@ def run_worker(job: Job, out: Path, spares=None, kernel_slots: threading.Semapho
     job.save(job_file)
     Path(job.result).unlink(missing_ok=True)
     release_on = KERNEL_GONE if job.threads == 1 else VERIFIED
-    limit, queued = job.limits.notebook_timeout + WORKER_SLACK_S, time.monotonic()
+    limit, queued = worker_wall_limit(job.limits), time.monotonic()
     with kernel_slots or contextlib.nullcontext():
         deadline = time.monotonic() + limit
         waited = round(time.monotonic() - queued, 2)
@@ -178,11 +191,14 @@ def _outcome(proc, deadline: float, job: Job, limit: int) -> GradingResult:
     if result_file.is_file():
         return GradingResult.load(result_file)
     if time.monotonic() >= deadline:
-        failed = GradingResult.failed(job.student, STATUS_TIMED_OUT, f"grading did not finish within {limit} s",
-                                      sandbox=job.sandbox, job_key=job.key)
+        failed = GradingResult.failed(job.student, STATUS_TIMED_OUT, f"grading did not finish within {limit} s "
+                                      "of wall-clock time and was stopped", sandbox=job.sandbox, job_key=job.key,
+                                      retry_alone=True)
     else:
         tail = log.read_text(errors="replace")[-1500:] if log.is_file() else ""
-        failed = GradingResult.failed(job.student, STATUS_CRASHED, f"the grading worker failed (see {log}): {tail}",
-                                      sandbox=job.sandbox, job_key=job.key)
+        failed = GradingResult.failed(job.student, STATUS_CRASHED,
+                                      f"the grading worker stopped with exit code {proc.returncode} before writing "
+                                      f"a result (see {log}): {tail}", sandbox=job.sandbox, job_key=job.key,
+                                      retry_alone=True)
     failed.save(result_file)
     return failed

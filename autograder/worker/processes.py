@@ -1,4 +1,8 @@
-"""Leftover processes of a student's kernel: adopt them, then kill them before verifying.
+"""The processes of a student's kernel: the CPU time they use, and their leftovers (adopted, then killed).
+
+``kernel_cpu_seconds`` is the CPU time of a kernel's process tree, read from
+``/proc``: what the kernel's time limits count (``autograder/worker/execute.py``),
+since a machine's load stretches wall-clock time but not CPU time.
 
 A notebook can start a detached process (double fork, ``setsid``) that
 outlives its kernel and rewrites files after grading. The grading worker
@@ -27,24 +31,54 @@ def become_subreaper() -> bool:
         return False
 
 
-def _children() -> dict[int, list[int]]:
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# fields of /proc/PID/stat after the command name: 0 state, 1 ppid, 11 utime, 12 stime, 13 cutime, 14 cstime
+_PPID, _CPU = 1, slice(11, 15)
+
+
+def _stats() -> dict[int, list[str]]:
+    """{pid: the fields of /proc/PID/stat after the command name} of every process."""
+    stats = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stats[int(entry.name)] = f.read().rsplit(b")", 1)[1].decode().split()
+            except (OSError, IndexError):
+                continue  # it exited meanwhile
+    return stats
+
+
+def _children(stats: dict[int, list[str]]) -> dict[int, list[int]]:
     tree: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        tree.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    for pid, fields in stats.items():
+        tree.setdefault(int(fields[_PPID]), []).append(pid)
     return tree
 
 
-def descendants(pid: int | None = None) -> list[int]:
-    tree, found, todo = _children(), [], [pid or os.getpid()]
+def descendants(pid: int | None = None, stats: dict | None = None) -> list[int]:
+    tree, found, todo = _children(_stats() if stats is None else stats), [], [pid or os.getpid()]
     while todo:
         for child in tree.get(todo.pop(), []):
             found.append(child)
             todo.append(child)
     return found
+
+
+def kernel_cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds used by process ``pid`` and its descendants, live or reaped (user + system time of each live
+    process, its threads and the children it has waited for); None where there is no /proc or no such process.
+
+    For a kernel, ``pid`` is the process its kernel manager started (in the bubblewrap sandbox: bwrap, whose
+    descendants are the kernel and everything it started). A descendant that leaves the tree (a double fork
+    outside a PID namespace) is no longer counted."""
+    if pid is None or not Path("/proc/self/stat").exists():
+        return None
+    stats = _stats()
+    if pid not in stats:
+        return None
+    ticks = sum(int(t) for p in [pid, *descendants(pid, stats)] if p in stats for t in stats[p][_CPU])
+    return ticks / _TICKS_PER_S
 
 
 def kill_descendants(rounds: int = 20) -> int:

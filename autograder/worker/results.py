@@ -16,8 +16,11 @@ STATUS_TIMED_OUT = "timed out"
 STATUS_CRASHED = "crashed"
 STATUS_MEMORY = "memory limit"
 STATUS_INVALID = "invalid notebook"
+STATUS_INVALID_UPLOAD = "invalid upload"  # an archive refused at intake (autograder/course/archives.py)
 STATUS_TAMPERED = "tampered"
 STATUS_MISSING = "missing"  # on the roster, nothing submitted
+# The grader did not finish the notebook within its limits: its partial scores are no grade (no total is exported)
+UNFINISHED = (STATUS_TIMED_OUT, STATUS_CRASHED)
 
 
 @dataclass
@@ -41,6 +44,9 @@ class GradingResult:
     seconds: float = 0.0
     job_key: str = ""
     phases: dict = field(default_factory=dict)  # seconds per grading phase (benchmarks)
+    # what stopped grading may come from the machine (a wall-clock limit, a killed kernel or worker, an error of
+    # the grader's), not from the notebook: the course pipeline grades it again alone, once
+    retry_alone: bool = False
 
     @classmethod
     def failed(cls, student: str, status: str, detail: str, **extra) -> "GradingResult":
