@@ -53,7 +53,8 @@ def finetune(model, epochs, X, y, lr, momentum):
 
 def train_with_gradual_pruning(model, epochs, target, X, y, lr, momentum):
     """Part 4, during training: the same recipe, pruning globally at the end of each epoch but the last in equal
-    steps that reach ``target`` before the last epoch."""
+    steps that reach ``target`` before the last epoch; each step ranks the weights as that epoch left them
+    (``train_epoch`` leaves a pruned layer's ``weight`` as its last step made it)."""
     import torch
 
     from ece662.pruning_helper import train_epoch

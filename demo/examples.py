@@ -50,15 +50,8 @@ for level in structured_levels:
     prune_filters(fresh, level)
     structured_results[level] = test_model(fresh, test_data, mode=mode)
 '''
-# Part 4: the notebook's two functions (the reference's, given the notebook's settings), then the two runs.
-P4_CALLS = '''
-def finetune(model, epochs):
-    recipe_finetune(model, epochs, X_part4, y_part4, part4_lr, part4_momentum)
-
-
-def train_with_gradual_pruning(model, epochs, target):
-    recipe_gradual(model, epochs, target, X_part4, y_part4, part4_lr, part4_momentum)
-
+# Part 4's two runs, with the notebook's two functions,
+P4_RUNS = '''
 
 finetuned_model = clone_model(one_shot_model)
 finetune(finetuned_model, part4_epochs)
@@ -67,6 +60,15 @@ train_with_gradual_pruning(gradual_model, part4_epochs, part4_target)
 part4_results = {'after_training': test_model(finetuned_model, test_data, mode=mode),
                  'during_training': test_model(gradual_model, test_data, mode=mode)}
 '''
+# here the reference's, given the notebook's settings.
+P4_CALLS = '''
+def finetune(model, epochs):
+    recipe_finetune(model, epochs, X_part4, y_part4, part4_lr, part4_momentum)
+
+
+def train_with_gradual_pruning(model, epochs, target):
+    recipe_gradual(model, epochs, target, X_part4, y_part4, part4_lr, part4_momentum)
+''' + P4_RUNS
 
 P1_CORRECT = source(reference.prune_unstructured_to) + P1_SWEEP
 P2_CORRECT = source(reference.prune_filters) + P2_SWEEP
@@ -152,6 +154,104 @@ P4_OWN_MASKS = mutate(P4_CORRECT, "            prune_unstructured_to(model, targ
             goal = target * (epoch + 1) / (epochs - 1)
             prune.global_unstructured(layers, pruning_method=prune.L1Unstructured,
                                       amount=max(0.0, (goal - current) / (1 - current)))""")
+
+# Correct but different ways to follow Part 4's recipe (each lands on the grader's run of it):
+# evaluating the model after every epoch (a forward pass between training and pruning),
+P4_EVALUATES_EACH_EPOCH = mutate(P4_CORRECT, "        train_epoch(model, optimizer, X, y, seed=epoch)\n",
+                                 "        train_epoch(model, optimizer, X, y, seed=epoch)\n"
+                                 "        test_model(model, test_data, mode=mode)\n")
+
+# no masks (Part 1 by hand): the pruned weights set back to zero after every optimizer step,
+P4_ZEROES_AFTER_EACH_STEP = '''
+def zero_after_every_step(model, optimizer):
+    """After every optimizer.step(), set the weights that are zero now back to zero (call again after pruning)."""
+    masks = [(layer.weight, layer.weight != 0) for _, layer in prunable_layers(model)]
+
+    def zero(opt, args, kwargs):
+        with torch.no_grad():
+            for weight, mask in masks:
+                weight.mul_(mask)
+    return optimizer.register_step_post_hook(zero)
+
+
+def finetune(model, epochs):
+    for _, layer in prunable_layers(model):
+        if hasattr(layer, 'weight_mask'):
+            prune.remove(layer, 'weight')  # clone_model's masks out: the hook keeps the zeros instead
+    optimizer = torch.optim.SGD(model.parameters(), lr=part4_lr, momentum=part4_momentum)
+    zero_after_every_step(model, optimizer)
+    for epoch in range(epochs):
+        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)
+
+
+def train_with_gradual_pruning(model, epochs, target):
+    optimizer = torch.optim.SGD(model.parameters(), lr=part4_lr, momentum=part4_momentum)
+    hook = None
+    for epoch in range(epochs):
+        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)
+        if epoch < epochs - 1:
+            prune_unstructured_to(model, target * (epoch + 1) / (epochs - 1))
+            if hook is not None:
+                hook.remove()
+            hook = zero_after_every_step(model, optimizer)
+''' + P4_RUNS
+
+# no masks either: the gradients of the pruned weights masked by hooks, and their momentum cleared,
+P4_MASKS_GRADIENTS = '''
+def mask_gradients(model, optimizer, masks):
+    """No gradient and no momentum for the weights that are zero now, so SGD leaves them at zero (call again after
+    pruning; each weight gets its hook once)."""
+    for name, layer in prunable_layers(model):
+        if name not in masks:
+            layer.weight.register_hook(lambda grad, name=name: grad * masks[name])
+        masks[name] = (layer.weight != 0).to(layer.weight.dtype)
+        momentum = optimizer.state.get(layer.weight, {}).get('momentum_buffer')
+        if momentum is not None:
+            momentum.mul_(masks[name])
+
+
+def finetune(model, epochs):
+    for _, layer in prunable_layers(model):
+        if hasattr(layer, 'weight_mask'):
+            prune.remove(layer, 'weight')
+    optimizer = torch.optim.SGD(model.parameters(), lr=part4_lr, momentum=part4_momentum)
+    mask_gradients(model, optimizer, {})
+    for epoch in range(epochs):
+        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)
+
+
+def train_with_gradual_pruning(model, epochs, target):
+    optimizer = torch.optim.SGD(model.parameters(), lr=part4_lr, momentum=part4_momentum)
+    masks = {}
+    for epoch in range(epochs):
+        train_epoch(model, optimizer, X_part4, y_part4, seed=epoch)
+        if epoch < epochs - 1:
+            prune_unstructured_to(model, target * (epoch + 1) / (epochs - 1))
+            mask_gradients(model, optimizer, masks)
+''' + P4_RUNS
+
+# with Part 1's prune.remove: each step removes the masks, prunes the plain weights and masks the zeros again,
+P4_REPRUNES_AFTER_REMOVE = mutate(P4_CORRECT, """\
+            prune_unstructured_to(model, target * (epoch + 1) / (epochs - 1))""", """\
+            for _, layer in prunable_layers(model):
+                if hasattr(layer, 'weight_mask'):
+                    prune.remove(layer, 'weight')
+            prune_unstructured_to(model, target * (epoch + 1) / (epochs - 1))
+            for _, layer in prunable_layers(model):
+                prune.custom_from_mask(layer, 'weight', layer.weight != 0)""")
+
+# and with another number of CPU threads than the grader's.
+P4_OTHER_THREAD_COUNT = "\ntorch.set_num_threads(1 if torch.get_num_threads() > 1 else 2)\n" + P4_CORRECT
+
+# Not the recipe: one batch fewer in every epoch of both runs.
+P4_ONE_BATCH_FEWER = mutate(P4_CORRECT, "X_part4, y_part4,", "X_part4[:-128], y_part4[:-128],")
+
+# Wrong start: the recipe fine-tunes a random 95% mask of the course model, not `one_shot_model`.
+P4_RANDOM_START = mutate(P4_CORRECT, "finetuned_model = clone_model(one_shot_model)\n", '''torch.manual_seed(0)
+finetuned_model = load_model(path, mode=mode)
+for _, layer in prunable_layers(finetuned_model):
+    prune.random_unstructured(layer, 'weight', amount=part4_target)
+''')
 
 # Wrong: the masks are removed before fine-tuning, so pruned weights grow back.
 P4_MASKS_DROPPED = mutate(P4_CORRECT, "finetuned_model = clone_model(one_shot_model)\n", '''finetuned_model = clone_model(one_shot_model)
@@ -316,6 +416,12 @@ EXAMPLES = {
     "correct": correct,
     "correct_kthvalue_manual": lambda: fill(release_notebook(), P1_KTHVALUE, P2_MANUAL, P4_OWN_MASKS),
     "correct_prune_remove": lambda: fill(release_notebook(), P1_REMOVE, P2_CORRECT, P4_OWN_MASKS),
+    "correct_evaluates_each_epoch": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_EVALUATES_EACH_EPOCH),
+    "correct_zeroes_after_each_step": lambda: fill(release_notebook(), P1_KTHVALUE, P2_CORRECT,
+                                                   P4_ZEROES_AFTER_EACH_STEP),
+    "correct_masks_gradients": lambda: fill(release_notebook(), P1_KTHVALUE, P2_CORRECT, P4_MASKS_GRADIENTS),
+    "correct_reprunes_after_remove": lambda: fill(release_notebook(), P1_REMOVE, P2_CORRECT, P4_REPRUNES_AFTER_REMOVE),
+    "correct_other_thread_count": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_OTHER_THREAD_COUNT),
     "blank": release_notebook,
     "wrong_incremental_fraction": lambda: fill(release_notebook(), P1_INCREMENTAL, P2_CORRECT),
     "wrong_target_as_amount": lambda: fill(release_notebook(), P1_TARGET_AS_AMOUNT, P2_CORRECT),
@@ -325,6 +431,8 @@ EXAMPLES = {
     "wrong_filter_bias_kept": lambda: fill(release_notebook(), P1_CORRECT, P2_BIAS_KEPT),
     "wrong_finetune_drops_masks": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_MASKS_DROPPED),
     "wrong_gradual_untrained": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_GRADUAL_UNTRAINED),
+    "wrong_one_batch_fewer": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_ONE_BATCH_FEWER),
+    "wrong_finetune_random_start": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_RANDOM_START),
     "tf_correct": lambda: _answer(fill(tensorflow(release_notebook()), TF_P1_CORRECT, TF_P2_CORRECT, TF_P4_CORRECT)),
     "tf_wrong_incremental_fraction": lambda: fill(tensorflow(release_notebook()), TF_P1_INCREMENTAL, TF_P2_CORRECT,
                                                   TF_P4_CORRECT),

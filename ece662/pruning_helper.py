@@ -363,8 +363,9 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, X, y, batch_
 
     Shuffles, normalises like ``test_model`` and flips half the images horizontally; dropout is on
     (train mode), the model's mode is restored after. Pruned models keep their masks, so pruned weights stay
-    zero. ``seed``: an int (also seeds torch's RNG, which dropout uses) or a ``np.random.Generator`` to go
-    on drawing from. ``scheduler`` steps after every batch; ``progress`` is the label of a progress bar.
+    zero, and each pruned layer's ``weight`` is left as the last step made it. ``seed``: an int (also seeds
+    torch's RNG, which dropout uses) or a ``np.random.Generator`` to go on drawing from. ``scheduler`` steps after
+    every batch; ``progress`` is the label of a progress bar.
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if not isinstance(seed, np.random.Generator):
@@ -393,4 +394,18 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, X, y, batch_
             bar.set_postfix(loss=f"{loss.item():.3f}")
     finally:
         model.train(was_training)
+        _refresh_pruned(model)
     return total / max(len(y), 1)
+
+
+def _refresh_pruned(model: nn.Module) -> None:
+    """Recompute every pruned tensor (``weight = weight_orig * weight_mask``) from the parameters as they are now.
+
+    torch's prune computes it before each forward pass, so after the epoch's last ``optimizer.step()`` it would be
+    one step old. Refreshed, whatever reads ``layer.weight`` next (global pruning ranks it) sees the weights as the
+    epoch left them, whether or not a forward pass came first.
+    """
+    for module in model.modules():
+        for hook in list(module._forward_pre_hooks.values()):
+            if isinstance(hook, prune.BasePruningMethod):
+                hook(module, None)

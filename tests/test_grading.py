@@ -7,6 +7,7 @@ workers; the tests below read its results, CSV, feedback and gradebook.
 import csv
 import importlib.util
 import os
+import re
 import shutil
 import sqlite3
 from dataclasses import replace
@@ -22,6 +23,7 @@ from autograder.worker.results import GradingResult
 from autograder.worker.sandbox import sandbox_unavailable_reason
 from demo.examples import EXAMPLES, write_examples
 from ece662.grading import registry
+from ece662.grading.checks import MAX_RECIPE_DISTANCE
 
 FULL = {t.grade_id: t.points for t in registry.TESTS}
 PART1, PART2, PART4 = ({g for g in FULL if registry.part_of(g) == p} for p in ("part1", "part2", "part4"))
@@ -32,6 +34,12 @@ EXPECTED = {
     "correct": (set(), "graded"),
     "correct_kthvalue_manual": (set(), "graded"),
     "correct_prune_remove": (set(), "graded"),
+    # Part 4's recipe followed in other honest ways: each lands on the grader's run of it (see the test below)
+    "correct_evaluates_each_epoch": (set(), "graded"),
+    "correct_zeroes_after_each_step": (set(), "graded"),
+    "correct_masks_gradients": (set(), "graded"),
+    "correct_reprunes_after_remove": (set(), "graded"),
+    "correct_other_thread_count": (set(), "graded"),
     "blank": (set(FULL), "graded"),
     # Part 4 prunes with Part 1's function, so the same mistake shows there too (a Part 4 model that is not
     # right credits no Part 4 accuracy either)
@@ -47,6 +55,11 @@ EXPECTED = {
     "wrong_filter_bias_kept": ({"test_part2_scope"}, "graded"),
     "wrong_finetune_drops_masks": ({"test_part4_finetuned", "test_part4_accuracies"}, "graded"),
     "wrong_gradual_untrained": ({"test_part4_gradual", "test_part4_accuracies"}, "graded"),
+    # a little less than the recipe (one batch fewer per epoch, both runs): neither model is the recipe's
+    "wrong_one_batch_fewer": (PART4, "graded"),
+    # the recipe from another start than `one_shot_model` (a random 95% mask): the fine-tune earns nothing, the
+    # gradual run its points
+    "wrong_finetune_random_start": ({"test_part4_finetuned", "test_part4_accuracies"}, "graded"),
     # TensorFlow mode: the same mistakes lose the same points
     "tf_correct": (set(), "graded"),
     "tf_wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model"} | PART4, "graded"),
@@ -115,6 +128,34 @@ def test_messages_explain_the_classic_mistakes(graded):
     assert "STILL UNPRUNED" in feedback and "57%" in feedback
     assert "per-layer pruning" in (base / "out" / "feedback" / "wrong_per_layer.html").read_text()
     assert "Linear layer" in (base / "out" / "feedback" / "wrong_structured_hits_linear.html").read_text()
+    assert "does not start where Part 4 says" in (base / "out" / "feedback" / "wrong_finetune_random_start.html"
+                                                  ).read_text()
+
+
+# Part 4 done honestly in every way the examples know, and runs a little cheaper than the recipe
+HONEST_PART4 = ("correct", "correct_kthvalue_manual", "correct_prune_remove", "correct_evaluates_each_epoch",
+                "correct_zeroes_after_each_step", "correct_masks_gradients", "correct_reprunes_after_remove",
+                "correct_other_thread_count", "tf_correct")
+OFF_RECIPE = ("wrong_one_batch_fewer",)
+DISTANCE = re.compile(r"lies ([0-9.]+|inf)% of the recipe's own training step")
+
+
+def _recipe_distances(result) -> dict:
+    """{Part 4 model test: how far the model lies from the grader's run of the recipe}, from the verdicts."""
+    return {gid: float(DISTANCE.search(result.verdicts[gid].message).group(1)) / 100
+            for gid in ("test_part4_finetuned", "test_part4_gradual")}
+
+
+def test_every_honest_way_to_follow_the_recipe_lands_on_it(graded):
+    """Each honest way lands far inside the tolerance; a little less work than the recipe lands outside it."""
+    _, results = graded
+    table = {name: _recipe_distances(results[name]) for name in HONEST_PART4 + OFF_RECIPE if name in results}
+    print("\nPart 4: distance from the grader's run of the recipe (fine-tuned, gradual)")
+    for name, distances in table.items():
+        print(f"  {name:32s} {distances['test_part4_finetuned']:.4f} {distances['test_part4_gradual']:.4f}")
+    honest = max(d for name in HONEST_PART4 if name in table for d in table[name].values())
+    assert honest < 0.01, table
+    assert all(d > MAX_RECIPE_DISTANCE for name in OFF_RECIPE for d in table[name].values()), table
 
 
 def test_graded_cells_show_only_verdicts(graded):
@@ -136,7 +177,9 @@ def test_each_model_is_measured_and_each_recipe_trained_once_for_the_whole_cours
     """Correct notebooks produce bit-identical models and start Part 4 from the same weights: in the sandbox the
     verifiers share one store, so each measurement and each recipe run is made once for the whole course."""
     base, results = graded
-    correct = ("correct", "correct_kthvalue_manual", "correct_prune_remove", "hostile_deletes_test_cell")
+    correct = ("correct", "correct_kthvalue_manual", "correct_prune_remove", "correct_evaluates_each_epoch",
+               "correct_zeroes_after_each_step", "correct_masks_gradients", "correct_reprunes_after_remove",
+               "hostile_deletes_test_cell")  # not correct_other_thread_count: another thread count may differ
     made = sum(results[name].phases["measurements_made"] for name in correct)
     if not SANDBOXED:  # no shared store where a kernel could write it: each verifier measures for itself
         assert made == len(correct) * results["correct"].phases["measurements_made"] > 0
@@ -179,6 +222,19 @@ def test_grades_csv(graded):
     scope = registry.test("test_part2_scope").points
     assert rows["wrong_structured_hits_linear"][auto] == f"{registry.autograded_total() - scope:g}"
     assert rows["hostile_kills_kernel"]["status"] == "crashed"
+
+
+def test_a_notebook_the_grader_did_not_finish_says_why_and_has_no_total(graded):
+    """The looping cell stops at its CPU limit, the killed kernel says how it ended; neither is graded again alone
+    (load explains neither), and grades.csv gives neither a total."""
+    base, results = graded
+    with open(base / "out" / "grades.csv") as f:
+        rows = {r["student_id"]: r for r in csv.DictReader(f)}
+    died, looped = results["hostile_kills_kernel"], results["hostile_infinite_loop"]
+    assert died.detail.startswith("the kernel exited with code 1 in cell") and not died.retry_alone
+    assert "hit the cpu time limit" in looped.detail and "limit 40 s" in looped.detail and not looped.retry_alone
+    for name in ("hostile_kills_kernel", "hostile_infinite_loop"):
+        assert rows[name]["detail"] == results[name].detail[:300] and rows[name][f"total (/{registry.total():g})"] == ""
 
 
 def test_merged_gradebook_holds_everyone_with_the_same_scores(graded):

@@ -222,6 +222,17 @@ def _one_epoch(one_shot):
     return model
 
 
+def _random_start():
+    """The recipe's fine-tuning from a random 95% mask of the course model, not from `one_shot_model`."""
+    _, _, X, y = _data()
+    torch.manual_seed(0)
+    model = load_model(model_path("torch"))
+    for _, layer in prunable_layers(model):
+        prune.random_unstructured(layer, "weight", amount=PART4.target)
+    reference.finetune(model, PART4.epochs, X, y, PART4.lr, PART4.momentum)
+    return model
+
+
 def _pruned_at_once():
     """Gradual pruning with the whole target pruned after the first epoch: another schedule."""
     return gradual(lambda model, level: reference.prune_unstructured_to(model, PART4.target))
@@ -236,6 +247,7 @@ FORGERIES = {  # name: (finetuned_model, gradual_model) from the honest pair, an
     "dense_training_then_one_prune": (lambda h, o: (h[0], _dense_then_pruned()), {"test_part4_gradual"}),
     "one_epoch_instead_of_three": (lambda h, o: (_one_epoch(o), h[1]), {"test_part4_finetuned"}),
     "pruned_all_at_once": (lambda h, o: (h[0], _pruned_at_once()), {"test_part4_gradual"}),
+    "finetuned_from_a_random_mask": (lambda h, o: (_random_start(), h[1]), {"test_part4_finetuned"}),
 }
 
 
@@ -248,6 +260,19 @@ def test_part4_forgeries_earn_nothing_for_the_model_they_fake(name, tmp_path, mo
                              monkeypatch, tests=part4)
     assert failures(verdicts).keys() == faked | {"test_part4_accuracies"}
     assert all("recipe" in verdicts[g].message for g in faked)
+
+
+def test_a_forward_pass_between_epochs_changes_nothing(honest_part4):
+    """``train_epoch`` leaves a pruned layer's ``weight`` as its last step made it, so evaluating the model before
+    each pruning step (a forward pass) gives the very same gradual model: every honest way ranks the same weights."""
+    _, test_data, _, _ = _data()
+
+    def evaluate_then_prune(model, target):
+        test_model(model, test_data)
+        reference.prune_unstructured_to(model, target)
+
+    plain, evaluated = cells.canonical_state(honest_part4[1]), cells.canonical_state(gradual(evaluate_then_prune))
+    assert all(np.array_equal(plain[k], evaluated[k]) for k in plain)
 
 
 def test_part4_is_compared_with_the_recipe_only_when_graded(one_shot, honest_part4, capsys, monkeypatch):

@@ -143,8 +143,8 @@ def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
             verdicts[test.grade_id] = Verdict(False, f"This test cell did not run to the end: {status or 'not run'}.")
             continue
         try:
-            checks.run(test.grade_id, ctx)
-            verdicts[test.grade_id] = Verdict(True, PASSED)
+            measured = checks.run(test.grade_id, ctx)
+            verdicts[test.grade_id] = Verdict(True, f"{PASSED}: {measured}" if measured else PASSED)
         except AssertionError as exc:
             verdicts[test.grade_id] = Verdict(False, str(exc)[:MAX_MESSAGE_CHARS])
         except Exception:  # a bug in a check must cost no one their other tests, nor show grader internals

@@ -143,7 +143,7 @@ def _compounding_hint(ctx: Context, observed: list[float], levels) -> str:
                     "kernel weights, the zeros already there included.")
         return (f" {observed[-1]:.0%} instead of {levels[len(observed) - 1]:.0%}: a float `amount` in "
                 "torch.nn.utils.prune is a fraction of the weights STILL UNPRUNED, so the same fraction at every "
-                "step compounds. Reread the documentation of `amount`.")
+                "step compounds (PyTorch's documentation does not say so; the Part 1 hint does).")
     if len(observed) > 1 and all(abs(o - c) < 0.01 for o, c in zip(observed, compounded)):
         if ctx.keras:
             return (" The steps compound: each step zeroed its target fraction of the weights still non-zero, not "
@@ -370,27 +370,39 @@ def structured_accuracies(ctx: Context):
 # ---------------------------------------------------------------- Part 4: pruning during vs after training
 
 def zeros_of(original: dict, state: dict) -> dict:
-    """The course model ``original`` with the zeros of ``state``: where Part 4's fine-tuning starts."""
+    """The course model ``original`` with the zeros of ``state``."""
     return {k: v * (state[k] != 0) if k.endswith(".weight") else v for k, v in original.items()}
 
 
-def _recipe_problem(ctx: Context, state: dict, recipe: dict, start: dict) -> str | None:
-    """Why ``state`` is not the recipe's result ``recipe`` (both trained from ``start``), or None."""
+def _zeros_differ(ctx: Context, state: dict, other: dict) -> float:
+    """The fraction of the weights that are zero in one of ``state`` and ``other`` but not in the other."""
     layers = _weights(ctx)
-    agree = sum(int(((state[f"{n}.weight"] == 0) == (recipe[f"{n}.weight"] == 0)).sum()) for n in layers)
-    total = sum(state[f"{n}.weight"].size for n in layers)
-    if agree / total < MIN_ZEROS_AGREEMENT:
-        return (f"its zeros differ from those of the recipe's model in {1 - agree / total:.1%} of the weights "
-                f"(honest runs: under {1 - MIN_ZEROS_AGREEMENT:.1%})")
+    differ = sum(int(((state[f"{n}.weight"] == 0) != (other[f"{n}.weight"] == 0)).sum()) for n in layers)
+    return differ / sum(state[f"{n}.weight"].size for n in layers)
+
+
+def _recipe_distance(state: dict, recipe: dict, start: dict) -> tuple[float, str]:
+    """The largest per-tensor distance |state - recipe| / |recipe - start| (over the weights non-zero in both) and
+    the tensor it is in: how far ``state`` is from the recipe's result, in units of the recipe's own training step."""
+    worst, where = 0.0, next(iter(state))
     for key in state:
         both = (state[key] != 0) & (recipe[key] != 0) if key.endswith(".weight") else np.ones(state[key].shape, bool)
         update = np.linalg.norm((recipe[key] - start[key])[both].astype(np.float64))
         off = np.linalg.norm((state[key] - recipe[key])[both].astype(np.float64))
         distance = float(off / update) if update > 0 else (0.0 if off == 0 else math.inf)
-        if distance > MAX_RECIPE_DISTANCE:
-            return (f"in '{ctx.name(key)}' it lies {distance:.0%} of the recipe's own training step away from the "
-                    f"recipe's model (honest runs: under {MAX_RECIPE_DISTANCE:.0%})")
-    return None
+        if distance > worst:
+            worst, where = distance, key
+    return worst, where
+
+
+def _against_recipe(ctx: Context, state: dict, recipe: dict, start: dict) -> tuple[bool, str]:
+    """(whether ``state`` is the recipe's result ``recipe``, both trained from ``start``; what was measured)."""
+    differ = _zeros_differ(ctx, state, recipe)
+    distance, where = _recipe_distance(state, recipe, start)
+    measured = (f"it lies {distance:.2%} of the recipe's own training step from the recipe's model (most in "
+                f"'{ctx.name(where)}'; honest runs: under {MAX_RECIPE_DISTANCE:.0%}) and its zeros differ from the "
+                f"recipe's in {differ:.2%} of the weights (honest runs: under {1 - MIN_ZEROS_AGREEMENT:.1%})")
+    return differ <= 1 - MIN_ZEROS_AGREEMENT and distance <= MAX_RECIPE_DISTANCE, measured
 
 
 RECIPE_HINT = ("Part 4 is graded on the recipe the notebook states: one SGD(lr=part4_lr, momentum=part4_momentum) per "
@@ -398,37 +410,60 @@ RECIPE_HINT = ("Part 4 is graded on the recipe the notebook states: one SGD(lr=p
                "in cells of your own.")
 
 
-def finetuned_model(ctx: Context) -> str | None:
-    """The fine-tuned model keeps the zeros of the course model pruned to ``part4_target`` and is what the recipe
-    trains from there."""
+def _one_shot_start(ctx: Context, tuned: dict) -> dict:
+    """Where fine-tuning starts: the course model with the zeros of ``one_shot_model`` (the student's
+    ``prune_unstructured_to`` at ``part4_target`` on the course model, recorded by the test cell), once the fine-tuned
+    model is shown to keep exactly those zeros. Part 1's tests judge that function; Part 4 judges what follows it."""
+    item = registry.PART4_ONE_SHOT
+    (one_shot,) = _complete(ctx.trace(item), item).states
+    differ = _zeros_differ(ctx, tuned, one_shot)
+    if differ > 1 - MIN_ZEROS_AGREEMENT:
+        raise AssertionError(
+            f"`finetuned_model` does not start where Part 4 says: its zeros are not those of `one_shot_model`, the "
+            f"course model pruned to part4_target = {PART4.target:.0%} by your `{item.source}`; only "
+            f"{1 - differ:.1%} of the weights agree (zero in both or in neither; a fine-tune of "
+            "`clone_model(one_shot_model)`, whose masks keep its zeros, agrees on all of them). The recipe "
+            "fine-tunes `one_shot_model`; another start earns nothing here.")
+    return zeros_of(ctx.original, one_shot)
+
+
+def finetuned_model(ctx: Context) -> str:
+    """The fine-tuned model keeps the zeros of the course model pruned to ``part4_target`` by the student's Part 1
+    function and is what the recipe trains from there. Returns what was left for grading (a student's own run) or
+    what was measured."""
     tuned = ctx.state(registry.PART4_FINETUNED)
     _check_sparsity(ctx, tuned, PART4.target, "`finetuned_model`")
     if ctx.recipe is None:
         return "compared with the grader's own run of the recipe when graded"
-    start = zeros_of(ctx.original, tuned)
-    if problem := _recipe_problem(ctx, tuned, ctx.recipe("finetuned", start), start):
-        raise AssertionError(f"`finetuned_model` is not what the recipe trains from the course model with your zeros "
-                             f"(pruned to part4_target = {PART4.target:.0%}, masks kept): {problem}. {RECIPE_HINT}")
-    return None
+    start = _one_shot_start(ctx, tuned)
+    follows, measured = _against_recipe(ctx, tuned, ctx.recipe("finetuned", start), start)
+    if not follows:
+        raise AssertionError(f"`finetuned_model` is not what the recipe trains from the course model with the zeros "
+                             f"of `one_shot_model` (pruned to part4_target = {PART4.target:.0%}, masks kept): "
+                             f"{measured}. {RECIPE_HINT}")
+    return measured
 
 
-def gradual_model(ctx: Context) -> str | None:
-    """The model pruned during training is what the recipe and its pruning schedule give from the course model."""
+def gradual_model(ctx: Context) -> str:
+    """The model pruned during training is what the recipe and its pruning schedule give from the course model.
+    Returns what was left for grading (a student's own run) or what was measured."""
     gradual = ctx.state(registry.PART4_GRADUAL)
     _check_sparsity(ctx, gradual, PART4.target, "`gradual_model`")
     if ctx.recipe is None:
         return "compared with the grader's own run of the recipe when graded"
-    if problem := _recipe_problem(ctx, gradual, ctx.recipe("gradual", ctx.original), ctx.original):
+    follows, measured = _against_recipe(ctx, gradual, ctx.recipe("gradual", ctx.original), ctx.original)
+    if not follows:
         steps = ", ".join(f"{PART4.target * (e + 1) / (PART4.epochs - 1):.1%}" for e in range(PART4.epochs - 1))
         raise AssertionError(f"`gradual_model` is not what the recipe gives from the course model when it prunes "
-                             f"globally to {steps} at the end of each epoch but the last: {problem}. {RECIPE_HINT}")
-    return None
+                             f"globally to {steps} at the end of each epoch but the last: {measured}. {RECIPE_HINT}")
+    return measured
 
 
 def part4_accuracies(ctx: Context) -> str | None:
     """The two recorded accuracies are those of the two Part 4 models (which follow the recipe)."""
     try:
-        note = finetuned_model(ctx) or gradual_model(ctx)
+        finetuned_model(ctx)
+        gradual_model(ctx)
     except AssertionError as exc:
         raise AssertionError(f"Your Part 4 models are not both right, so their accuracies cannot be credited: "
                              f"{exc}") from None
@@ -442,10 +477,13 @@ def part4_accuracies(ctx: Context) -> str | None:
         if abs(actual - value) > ACCURACY_TOLERANCE:
             raise AssertionError(f"`part4_results['{key}']` = {value:.4f}, but `{item.source}` scores {actual:.4f} on "
                                  "test_data: record test_model's result for that model on the full test_data.")
-    return note and "the models are compared with the grader's own run of the recipe when graded"
+    if ctx.recipe is None:
+        return "the models are compared with the grader's own run of the recipe when graded"
+    return None
 
 
 def run(grade_id: str, ctx: Context) -> str | None:
-    """Run the check of ``grade_id`` on ``ctx``; AssertionError with the student's message if it fails, else
-    what was left for grading (a student's own run cannot compare Part 4 with the grader's recipe run)."""
+    """Run the check of ``grade_id`` on ``ctx``; AssertionError with the student's message if it fails, else a note
+    or None: in a student's own run what was left for grading (it cannot compare Part 4 with the grader's recipe
+    run), when graded what was measured (how far a Part 4 model is from that run)."""
     return globals()[registry.test(grade_id).check](ctx)

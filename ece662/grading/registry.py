@@ -64,6 +64,8 @@ PART1_MODEL = Evidence("part1_model", "model", "model")
 PART1_RESULTS = Evidence("part1_results", "results", "unstructured_results", keys=UNSTRUCTURED_LEVELS)
 PART2_TRACE = Evidence("part2_trace", "trace", "prune_filters", STRUCTURED_LEVELS, cumulative=False)
 PART2_RESULTS = Evidence("part2_results", "results", "structured_results", keys=STRUCTURED_LEVELS)
+# Part 1's function at part4_target on the course model: what `one_shot_model` is, where fine-tuning starts
+PART4_ONE_SHOT = Evidence("part4_one_shot", "trace", "prune_unstructured_to", (PART4.target,))
 PART4_FINETUNED = Evidence("part4_finetuned", "model", "finetuned_model")
 PART4_GRADUAL = Evidence("part4_gradual", "model", "gradual_model")
 PART4_RESULTS = Evidence("part4_results", "results", "part4_results", keys=("after_training", "during_training"))
@@ -109,13 +111,14 @@ TESTS = (
                public_levels=(0.2,)),
     GradedTest("test_part2_accuracies", "part2", 3, "structured_accuracies", (PART2_TRACE, PART2_RESULTS),
                "each recorded accuracy is that of your filter-pruned model at that level", public_levels=()),
-    GradedTest("test_part4_finetuned", "part4", 2, "finetuned_model", (PART4_FINETUNED,),
-               "`finetuned_model` keeps the zeros of the course model pruned to part4_target and is what the "
-               "stated recipe trains from it", public_levels=()),
+    GradedTest("test_part4_finetuned", "part4", 2, "finetuned_model", (PART4_ONE_SHOT, PART4_FINETUNED),
+               "`finetuned_model` keeps the zeros of `one_shot_model` (the course model pruned to part4_target by "
+               "your `prune_unstructured_to`) and is what the stated recipe trains from it", public_levels=()),
     GradedTest("test_part4_gradual", "part4", 2, "gradual_model", (PART4_GRADUAL,),
                "`gradual_model` is what the stated recipe with its pruning schedule gives from the course model",
                public_levels=()),
-    GradedTest("test_part4_accuracies", "part4", 1, "part4_accuracies", (PART4_FINETUNED, PART4_GRADUAL, PART4_RESULTS),
+    GradedTest("test_part4_accuracies", "part4", 1, "part4_accuracies",
+               (PART4_ONE_SHOT, PART4_FINETUNED, PART4_GRADUAL, PART4_RESULTS),
                "the two recorded accuracies are those of your two Part 4 models", public_levels=()),
 )
 
