@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-gradescope test-handout bench release model clean
+.PHONY: demo test test-gradescope test-handout test-load bench release model clean
 
 $(STAMP): pyproject.toml
 	@for tool in bwrap:bubblewrap chromium:chromium; do \
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	done
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,grading,tensorflow]'
+	$(PY) -m pip install -q -e '.[dev,grading,torch,tensorflow]'
 	touch $(STAMP)
 
 demo: $(STAMP)        ## the main job end to end on the best data available
@@ -30,8 +30,11 @@ test: $(STAMP)        ## the whole test suite (what CI runs)
 test-gradescope: $(STAMP)  ## the Gradescope bundle in a clean Debian root (root, debootstrap; ~10 min)
 	$(PY) -m pytest -m gradescope_image -s tests/test_gradescope_image.py
 
-test-handout: $(STAMP)  ## the student handout in a fresh venv from its requirements.txt alone (PyPI; a few minutes)
+test-handout: $(STAMP)  ## the student handout in a fresh venv per framework, from its requirements file alone (PyPI)
 	$(PY) -m pytest -m handout_venv -s tests/test_handout_venv.py
+
+test-load: $(STAMP)   ## the same notebooks graded quietly and beside 12 busy processes: the same grades (~20 min)
+	$(PY) -m pytest -m load_proof -s tests/test_load_proof.py
 
 bench: $(STAMP)       ## speed and memory at full CINIC-10 size (synthetic); writes benchmarks/REPORT.md
 	$(PY) -m benchmarks

@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--notebook-timeout", type=int, default=Limits.notebook_timeout,
                    help="CPU seconds per notebook (default: %(default)s; the wall-clock backstop is "
                         f"{Limits.backstop_factor}x)")
-    g.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="address-space limit per kernel")
+    g.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="memory cap per kernel (its cgroup; else its address space)")
     g.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto",
                    help="bubblewrap sandbox for kernels: auto = when available (default)")
     g.add_argument("--force", action="store_true", help="regrade unchanged submissions too")

@@ -349,7 +349,8 @@ def kept_filters(weight: np.ndarray, multiple: int = CHANNEL_MULTIPLE) -> np.nda
 
 
 def remove_zero_filters(model):
-    """A compacted copy of a Keras SmallCNN without its all-zero Conv2D filters (narrower layers, same outputs).
+    """A compacted copy of a Keras SmallCNN without its all-zero Conv2D filters (narrower layers; the same outputs
+    when those filters' biases are zero too, as Part 2 leaves them).
 
     Works in the canonical (torch) layout, like ``ece662.compaction``: each conv keeps its non-zero filters
     (padded to a multiple of 8), the next conv drops the matching input channels and fc1 the matching

@@ -11,7 +11,7 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from .weights import canonical_state, count_macs, count_parameters, helpers, is_torch
 
@@ -111,46 +111,55 @@ def paired_interval(correct: np.ndarray, reference: np.ndarray, z: float = Z_95)
     return diff, diff - half, diff + half
 
 
-def plot_paired_comparison(models: dict, test_data, reference: str, title: str):
-    """Accuracy of each model (left) and its difference from ``models[reference]`` with a paired 95% interval
-    (right), all on the same test images. Returns ``{name: (accuracy, difference, low, high)}`` and prints it."""
+def points_formatter() -> FuncFormatter:
+    """Tick labels for accuracy differences stored as fractions, in percentage points: 0.05 -> '+5'."""
+    return FuncFormatter(lambda value, _: "0" if abs(value) < 1e-9 else f"{value * 100:+g}")
+
+
+def plot_paired_comparison(models: dict, test_data, comparisons: list[tuple[str, str]], title: str):
+    """Accuracy of each model (top) and, for each ``(a, b)`` of ``comparisons``, the accuracy of ``models[a]``
+    minus that of ``models[b]`` with its paired 95% interval (bottom), all on the same test images. Prints both
+    as tables; returns ``({name: accuracy}, {(a, b): (difference, low, high)})``."""
     correct = {name: correct_on(model, test_data) for name, model in models.items()}
-    table = {name: (c.mean(), *paired_interval(c, correct[reference])) for name, c in correct.items()}
-    names = list(models)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.6 * len(names) + 1.8), sharey=True)
-    ys = np.arange(len(names))[::-1]
-    accs = [table[n][0] for n in names]
-    bars = left.barh(ys, accs, color="tab:blue")
-    left.bar_label(bars, labels=[f"{a:.1%}" for a in accs], padding=2)
-    left.axvline(CHANCE_ACCURACY, color="tab:red", linestyle=":", label="chance (10 classes)")
-    left.set_yticks(ys, names)
-    left.set_xlim(0, min(1, max(accs) * 1.25 + 0.02))
-    left.xaxis.set_major_formatter(PercentFormatter(1.0))
-    left.set_xlabel(f"test accuracy ({len(test_data[1]):,} images)")
-    left.legend(fontsize="small", loc="lower right")
-    others = [n for n in names if n != reference]
-    diffs = np.array([table[n][1:] for n in others])
-    oy = np.array([ys[names.index(n)] for n in others])
-    right.errorbar(diffs[:, 0], oy, xerr=[diffs[:, 0] - diffs[:, 1], diffs[:, 2] - diffs[:, 0]], fmt="o",
-                   capsize=4, color="tab:orange", label="paired 95% interval")
-    for (d, low, high), yy in zip(diffs, oy):
-        right.annotate(f"{d * 100:+.1f} pts", (high, yy), xytext=(4, 0), textcoords="offset points", va="center",
-                       fontsize="small")
-    right.axvline(0, color="black", linewidth=1)
-    right.xaxis.set_major_formatter(PercentFormatter(1.0))
-    right.set_xlabel(f"difference from '{reference}' (percentage points)")
-    low_x, high_x = diffs[:, 1].min(), diffs[:, 2].max()
-    pad = 0.15 * (high_x - low_x) + 0.01
-    right.set_xlim(min(low_x, 0) - pad, max(high_x, 0) + 2 * pad)  # room for the labels
-    right.legend(fontsize="small", loc="lower right")
+    accuracies = {name: float(c.mean()) for name, c in correct.items()}
+    differences = {(a, b): paired_interval(correct[a], correct[b]) for a, b in comparisons}
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 0.42 * (len(models) + len(comparisons)) + 2.8),
+                                      height_ratios=(len(models), len(comparisons)))
+    ys = np.arange(len(models))[::-1]
+    bars = top.barh(ys, list(accuracies.values()), color="tab:blue")
+    top.bar_label(bars, labels=[f"{a:.1%}" for a in accuracies.values()], padding=2)
+    top.axvline(CHANCE_ACCURACY, color="tab:red", linestyle=":")
+    top.annotate("chance (10 classes)", (CHANCE_ACCURACY, 1), xycoords=("data", "axes fraction"), xytext=(0, 2),
+                 textcoords="offset points", ha="center", va="bottom", color="tab:red", fontsize="small")
+    top.set_yticks(ys, list(accuracies))
+    top.set_xlim(0, min(1, max(accuracies.values()) * 1.2 + 0.02))
+    top.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    top.set_xlabel(f"test accuracy ({len(test_data[1]):,} images)")
+    ys = np.arange(len(comparisons))[::-1]
+    table = np.array(list(differences.values()))
+    bottom.errorbar(table[:, 0], ys, xerr=[table[:, 0] - table[:, 1], table[:, 2] - table[:, 0]], fmt="o",
+                    capsize=4, color="tab:orange")
+    for (d, low, high), y in zip(table, ys):
+        bottom.annotate(f"{d * 100:+.1f} [{low * 100:+.1f}, {high * 100:+.1f}]", (high, y), xytext=(4, 0),
+                        textcoords="offset points", va="center", fontsize="small")
+    bottom.axvline(0, color="black", linewidth=1)
+    bottom.set_yticks(ys, [f"{a}  −  {b}" for a, b in comparisons])
+    bottom.xaxis.set_major_formatter(points_formatter())
+    bottom.set_xlabel("difference in test accuracy, percentage points (bars: paired 95% interval, same images)")
+    pad = 0.1 * (max(table[:, 2].max(), 0) - min(table[:, 1].min(), 0)) + 0.005
+    bottom.set_xlim(min(table[:, 1].min(), 0) - pad, max(table[:, 2].max(), 0) + 3 * pad)  # room for the labels
+    bottom.grid(axis="x", alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    print(f"{'model':32s} {'accuracy':>9s} {'vs ' + reference:>28s}")
-    for name in names:
-        acc, d, low, high = table[name]
-        versus = "" if name == reference else f"{d * 100:+6.1f} pts [{low * 100:+.1f}, {high * 100:+.1f}]"
-        print(f"{name:32s} {acc:9.1%} {versus:>28s}")
-    return table
+    width = max(len(name) for name in accuracies)
+    print(f"{'model':{width}s} {'accuracy':>9s}")
+    for name, acc in accuracies.items():
+        print(f"{name:{width}s} {acc:9.1%}")
+    width = max(len(f"{a} - {b}") for a, b in comparisons)
+    print(f"\n{'difference':{width}s} {'points':>7s}  paired 95% interval")
+    for (a, b), (d, low, high) in differences.items():
+        print(f"{a + ' - ' + b:{width}s} {d * 100:+7.1f}  [{low * 100:+.1f}, {high * 100:+.1f}]")
+    return accuracies, differences
 
 
 def measure_curve(models: dict, dense, test_data) -> dict:
@@ -171,33 +180,39 @@ def measure_curve(models: dict, dense, test_data) -> dict:
 
 
 def plot_curves(curves: dict, title: str, n_test: int):
-    """Accuracy against the non-zero parameters left (left) and against the multiply-accumulates left (right)
-    for each labelled curve of ``measure_curve``; error bars: the paired 95% interval of each model's difference
-    from the dense model (the point at 100%). Prints the figures as a table."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharey=True)
+    """For each labelled curve of ``measure_curve``: the accuracy (top row) and its difference from the dense model
+    with the paired 95% interval (bottom row, zoomed so the intervals show), against the non-zero parameters left
+    (left) and the multiply-accumulates left (right). Prints the figures as a table; returns the figure."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex="col", height_ratios=(3, 2))
     dense = next(iter(curves.values()))[0.0]["accuracy"]
-    for ax, x, label in zip(axes, ("parameters", "macs"), (
-            "non-zero parameters left (% of the dense model's)",
-            "multiply-accumulates left per image, zeros skipped (% of the dense model's)")):
+    labels = ("non-zero parameters left (% of the dense model's)",
+              "multiply-accumulates left per image, zeros skipped (% of the dense model's)")
+    for column, (x, label) in enumerate(zip(("parameters", "macs"), labels)):
+        top, bottom = axes[0, column], axes[1, column]
         for (name, curve), marker in zip(curves.items(), "osD^v"):
             levels = sorted(curve)
             xs = [curve[lv][x] for lv in levels]
-            ys = [curve[lv]["accuracy"] for lv in levels]
+            top.plot(xs, [curve[lv]["accuracy"] for lv in levels], marker=marker, label=name)
+            differences = [curve[lv]["difference"] for lv in levels]
             err = [[curve[lv]["difference"] - curve[lv]["low"] for lv in levels],
                    [curve[lv]["high"] - curve[lv]["difference"] for lv in levels]]
-            ax.errorbar(xs, ys, yerr=err, marker=marker, capsize=3, label=name)
-        ax.axhline(dense, color="black", linestyle="--", linewidth=1, label=f"dense model ({dense:.1%})")
-        ax.axhline(CHANCE_ACCURACY, color="tab:red", linestyle=":", linewidth=1, label="chance (10 classes)")
-        ax.set_xlim(1.02, 0)  # from the dense model (all left) towards nothing left
-        ax.set_ylim(0, 1)
-        ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-        ax.set_xlabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"test accuracy ({n_test:,} images)")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize="small")
-    fig.suptitle(title + "\nerror bars: paired 95% interval of the difference from the dense model, same images")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+            bottom.errorbar(xs, differences, yerr=err, marker=marker, capsize=3, label=name)
+        top.axhline(dense, color="black", linestyle="--", linewidth=1, label=f"dense model ({dense:.1%})")
+        top.axhline(CHANCE_ACCURACY, color="tab:red", linestyle=":", linewidth=1, label="chance (10 classes)")
+        top.set_ylim(0, 1)
+        top.yaxis.set_major_formatter(PercentFormatter(1.0))
+        bottom.axhline(0, color="black", linestyle="--", linewidth=1)
+        bottom.yaxis.set_major_formatter(points_formatter())
+        bottom.set_xlim(1.02, 0)  # from the dense model (all left) towards nothing left
+        bottom.xaxis.set_major_formatter(PercentFormatter(1.0))
+        bottom.set_xlabel(label)
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(f"test accuracy ({n_test:,} images)")
+    axes[1, 0].set_ylabel("difference from the dense model\n(percentage points; bars: paired 95% interval)")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize="small")
+    fig.suptitle(title + "\nbottom: each model minus the dense model on the same images, zoomed in")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     print(f"{'curve':28s} {'level':>6s} {'accuracy':>9s} {'vs dense (paired 95%)':>27s} {'params left':>12s} "
           f"{'MACs left':>10s}")
     for name, curve in curves.items():

@@ -1,4 +1,5 @@
 """The CINIC-10 download over real HTTP on 127.0.0.1, with a tarball built here."""
+import gzip
 import hashlib
 import http.server
 import subprocess
@@ -142,3 +143,24 @@ def test_existing_dataset_is_not_overwritten(tarball, tmp_path):
     finally:
         server.close()
     assert (target / "train").is_dir()
+
+
+def test_archive_with_a_link_or_a_path_outside_is_refused(tiny_root, tmp_path):
+    for name, kind in (("CINIC-10/train/airplane/x.png", tarfile.SYMTYPE), ("../outside.png", tarfile.REGTYPE)):
+        archive = tmp_path / "evil.tar.gz"
+        build_tarball(tiny_root, archive)
+        with tarfile.open(tmp_path / "evil.tar", "w") as tar:
+            with tarfile.open(archive) as good:
+                for member in good.getmembers():
+                    tar.addfile(member, good.extractfile(member) if member.isfile() else None)
+            entry = tarfile.TarInfo(name)
+            entry.type, entry.linkname = kind, "/etc/passwd"
+            tar.addfile(entry)
+        payload = gzip.compress((tmp_path / "evil.tar").read_bytes())
+        server = Server(payload)
+        try:
+            with pytest.raises(DownloadError, match="which is not a file or folder inside it"):
+                download_cinic10(tmp_path / "out" / "cinic-10", url=server.url, md5=hashlib.md5(payload).hexdigest())
+        finally:
+            server.close()
+        assert not (tmp_path / "out" / "cinic-10").exists() and not (tmp_path / "outside.png").exists()

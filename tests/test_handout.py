@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from autograder import cli
@@ -23,8 +24,8 @@ from autograder.course.pipeline import Limits, grade
 from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, RELEASE_DIR, REPO, SOURCE_DIR
 from demo.examples import _drop, _rename, correct, insert_after, release_notebook
 from ece662 import submit
-from ece662.data_utils import DEFAULT_ROOT
-from ece662.datasets.download import ARCHIVE_NAME, CINIC10_MD5, CINIC10_URL
+from ece662.data_utils import DEFAULT_ROOT, PREPARED_MARKER, get_CINIC10_data, save_prepared
+from ece662.datasets.download import ARCHIVE_NAME, CINIC10_MD5, CINIC10_SPLIT_SIZE, CINIC10_URL
 from ece662.grading import registry
 from ece662.paths import model_path
 
@@ -41,6 +42,13 @@ def handout(course_env, tmp_path_factory):
     with zipfile.ZipFile(archive) as z:
         z.extractall(base / "unpacked")
     return archive, base / "unpacked" / FOLDER
+
+
+def ran(nb):
+    """The notebook as Jupyter saves it after a run: every code cell with an execution count."""
+    for count, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), 1):
+        cell.execution_count = count
+    return nb
 
 
 def student_env(**changes) -> dict:
@@ -124,20 +132,24 @@ def _requirement_lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
-def test_setup_files_are_the_projects_dependencies_and_its_tensorflow_extra(handout):
+def test_setup_files_are_the_projects_dependencies_and_one_framework_each(handout):
     _, folder = handout
     with open(REPO / "pyproject.toml", "rb") as f:
         project = tomllib.load(f)["project"]
-    needs, tensorflow = project["dependencies"], project["optional-dependencies"]["tensorflow"]
-    assert _requirement_lines(folder / "requirements.txt") == [*needs, "-e .  # this folder's ece662 package"]
-    assert _requirement_lines(folder / "requirements-tensorflow.txt") == ["-r requirements.txt", *tensorflow]
+    needs, extras = project["dependencies"], project["optional-dependencies"]
+    assert not any(re.match(r"(torch|tensorflow|keras)\b", r) for r in needs)  # the framework is an extra
+    package = "-e .  # this folder's ece662 package"
+    assert _requirement_lines(folder / "requirements.txt") == [*needs, *extras["torch"], package]
+    assert _requirement_lines(folder / "requirements-tensorflow.txt") == [*needs, *extras["tensorflow"], package]
+    assert "torch" not in "\n".join(_requirement_lines(folder / "requirements-tensorflow.txt"))
     everything = "\n".join((folder / name).read_text() for name in SETUP_FILES - {"README.md"})
-    for grader_only in project["optional-dependencies"]["grading"]:
-        assert re.split(r"[=<>]", grader_only)[0] not in everything
+    for grader_only in extras["grading"]:
+        if not grader_only.startswith("ece662-pruning["):  # the grading extra's own framework
+            assert re.split(r"[=<>]", grader_only)[0] not in everything
     with open(folder / "pyproject.toml", "rb") as f:
         own = tomllib.load(f)
     assert own["project"]["dependencies"] == needs
-    assert own["project"]["optional-dependencies"]["tensorflow"] == tensorflow
+    assert own["project"]["optional-dependencies"] == {name: extras[name] for name in ("torch", "tensorflow")}
     assert own["tool"]["setuptools"]["packages"]["find"]["include"] == ["ece662*"]
     environment = (folder / "environment.yml").read_text()
     assert f"name: {FOLDER}" in environment and "      - -r requirements.txt" in environment
@@ -154,11 +166,38 @@ def test_the_readme_states_what_the_code_does(handout):
                  f"`{DEFAULT_ROOT.relative_to(REPO).as_posix()}`", "python -m ece662.datasets download --root DIR",
                  "--keep-archive", f"{submit.UPLOAD_DIR}/{submit.NOTEBOOK}", f"at most {submit.MAX_MB} MB",
                  "--index-url https://download.pytorch.org/whl/cpu", "pip install -r requirements-tensorflow.txt",
-                 f"conda activate {FOLDER}", "python -m ece662.submit", "`ece662/models/torch.model`"):
+                 f"conda activate {FOLDER}", "python -m ece662.submit", "`ece662/models/torch.model`",
+                 "brew install python@3.11", "py -3.11 -m venv .venv", '$env:CINIC10_DIR = "C:\\data\\cinic-10"',
+                 f"tar -xzf {ARCHIVE_NAME} -C", f"tar -xf {ARCHIVE_NAME} -C", f"{CINIC10_SPLIT_SIZE:,}",
+                 "Delete `.venv` and create it again", submit.ANSWER_STUB,
+                 f"if not os.path.isfile(arrays + '/{PREPARED_MARKER}'):",
+                 "save_prepared(arrays, None, None, None, root='/content/cinic-10')"):
         assert fact in readme, fact
+    assert "move or rename the folder, run `pip install" not in " ".join(readme.split())  # a moved venv cannot
     with pytest.raises(SystemExit) as exit_:  # the options the README names exist
         datasets_main(["download", "--root", "x", "--keep-archive", "--help"])
     assert exit_.value.code == 0
+
+
+def test_colabs_dataset_on_drive_is_the_same_dataset(tiny_root, tmp_path, monkeypatch):
+    """The README's Colab cell: the whole dataset saved once as a prepared dataset, then read from there."""
+    arrays = save_prepared(tmp_path / "drive" / "arrays", None, None, None, root=tiny_root)
+    monkeypatch.setenv("CINIC10_DIR", str(arrays))
+    from_drive, from_pngs = get_CINIC10_data(verbose=False), get_CINIC10_data(root=tiny_root, verbose=False)
+    for key in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"):
+        assert np.array_equal(from_drive[key], from_pngs[key]), key
+    assert (arrays / PREPARED_MARKER).is_file() and not from_drive["root"].startswith(str(tiny_root))
+
+
+def test_datasets_info_says_when_a_split_is_smaller_than_cinic10(tiny_root, sample_root, monkeypatch):
+    from ece662.datasets.__main__ import describe
+
+    monkeypatch.setenv("CINIC10_DIR", str(sample_root))
+    lines = describe().splitlines()
+    assert lines[0] == f"dataset: CINIC-10 at {sample_root}" and lines[1].startswith("images: train ")
+    assert lines[2].startswith(f"NOTE: smaller than CINIC-10, which has {CINIC10_SPLIT_SIZE:,} images in each split")
+    monkeypatch.setenv("CINIC10_DIR", str(tiny_root))  # synthetic: its name says it is not CINIC-10
+    assert describe().splitlines()[0].startswith("dataset: synthetic (not CINIC-10)") and "NOTE" not in describe()
 
 
 def test_nbgrader_checksum_is_nbgraders(handout):
@@ -178,7 +217,7 @@ def test_nbgrader_checksum_is_nbgraders(handout):
 
 def test_submit_a_correct_notebook_then_grade_its_file_in_a_canvas_zip(handout, tmp_path):
     _, folder = handout
-    nbformat.write(correct(), folder / NOTEBOOK)
+    nbformat.write(ran(correct()), folder / NOTEBOOK)
     run = subprocess.run([sys.executable, "-m", "ece662.submit"], cwd=folder, env=student_env(),
                          capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -202,7 +241,8 @@ def test_submit_explains_each_problem_in_one_sentence(handout):
     next(c for c in nb.cells if c.get("id") == "test_part4_gradual").source += "\nprint('edited')"
     next(c for c in nb.cells if c.get("id") == "setup").source += "\nprint('edited')"
     nbformat.write(nb, folder / "broken.ipynb")
-    report = submit.check(folder / "broken.ipynb", say=lambda _: None)
+    said = []
+    report = submit.check(folder / "broken.ipynb", say=said.append)
     expected = [
         "The test cell 'test_part1_global' is missing",
         "The test cell 'test_part2_scope' is missing",
@@ -219,6 +259,12 @@ def test_submit_explains_each_problem_in_one_sentence(handout):
     for problem in report.problems:  # one sentence each
         assert "\n" not in problem and re.fullmatch(r"[A-Z].*[.!?]", problem) and len(problem) < 400, problem
     assert report.upload == folder / submit.UPLOAD_DIR / NOTEBOOK  # unfinished work can still be handed in
+    # the run says each code cell as it starts, and a failure as it happens
+    code = [index for index, c in enumerate(nb.cells, 1) if c.cell_type == "code" and c.source.strip()]
+    progress = [line for line in said if re.match(r"\[ ?\d+/\d+\] ", line)]
+    assert [int(re.search(r"Cell (\d+)", line)[1]) for line in progress] == code
+    failing = said.index(next(line for line in progress if "] Cell 5 (" in line))  # raise ValueError(...)
+    assert said[failing + 1] == "      failed (ValueError): the reason is in the list at the end"
 
 
 def test_submit_on_files_that_are_no_notebook(tmp_path, capsys):
@@ -252,3 +298,43 @@ def test_submit_checks_size_and_duplicated_cells_without_running(tmp_path):
                     report.problems[0])
     assert report.problems[1].startswith("The test cell 'test_part2_filters' appears 2 times (cells 19, 40)")
     assert submit.graded_cell_problems(release_notebook()) == []  # the notebook as handed out has none
+
+
+def test_submit_reports_what_needs_no_kernel_before_a_kernel_starts(tmp_path):
+    nb = ran(correct())
+    next(c for c in nb.cells if c.get("id") == "test_part2_scope").source += "\nprint('edited')"
+    next(c for c in nb.cells if c.get("id") == "q3_answer").source = f"**Your answer:**\n\n{submit.ANSWER_STUB}"
+    nbformat.write(nb, tmp_path / NOTEBOOK)
+    # the run replaced by a probe that says which heavy modules the check had imported by then
+    probe = ("import sys; from ece662 import submit; submit.run_problems = lambda *a, **k: print('KERNEL STARTS NOW', "
+             "[m for m in ('nbclient', 'jupyter_client', 'torch', 'tensorflow') if m in sys.modules]) or []; "
+             "sys.exit(submit.main())")
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=student_env(), capture_output=True,
+                         text=True, timeout=120)
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"{NOTEBOOK}: a notebook of") and "without running it" in lines[0]
+    before = "\n".join(lines[:lines.index("KERNEL STARTS NOW []")])
+    assert "  - The test cell 'test_part2_scope' (cell 20) was changed, and grading runs the original" in before
+    assert "  - Inline Question 3 is not answered: its answer cell (cell 39) still reads" in before
+    assert "2 problems found without running it" in before
+    assert run.returncode == 1 and (tmp_path / submit.UPLOAD_DIR / NOTEBOOK).read_bytes() == \
+        (tmp_path / NOTEBOOK).read_bytes()
+
+
+def test_submit_flags_unanswered_questions_template_text_and_a_notebook_never_run(tmp_path):
+    from nbgrader.preprocessors import ClearSolutions
+
+    assert submit.ANSWER_STUB == ClearSolutions.class_traits()["text_stub"].default_value
+    nb = correct()  # saved without outputs
+    answers = {c.get("id"): c for c in nb.cells if c.get("id") in ("q1_answer", "q2_answer", "q3_answer")}
+    answers["q1_answer"].source = "**Your answer:**\n\n"  # template text deleted, nothing written
+    answers["q2_answer"].source = f"**Your answer:**\n\n{submit.ANSWER_STUB}\n\nFlat, then it drops."
+    nbformat.write(nb, tmp_path / NOTEBOOK)
+    problems = submit.check(tmp_path / NOTEBOOK, run=False, say=lambda _: None).problems
+    assert [p.split(":")[0] for p in problems] == ["Inline Question 1 is not answered",
+                                                   "Inline Question 2's answer (cell 24) still holds the template's "
+                                                   "\"YOUR ANSWER HERE\"", "No code cell has an output, so this file "
+                                                   "was saved before its cells ran (or with its outputs cleared), and "
+                                                   "it may not be the notebook you worked in"]
+    nbformat.write(ran(correct()), tmp_path / NOTEBOOK)
+    assert submit.check(tmp_path / NOTEBOOK, run=False, say=lambda _: None).problems == []

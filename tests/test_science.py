@@ -1,19 +1,54 @@
 """What the notebook tells students they will see holds on real images (the CINIC-10 sample), in both frameworks.
 
-A course model is trained on the sample as ``make model`` trains one on CINIC-10 (10 epochs here), then the
-premises the notebook states are checked with paired intervals (``autograder/course/profile.py``): the zeroed and
-the removed filter-pruned models predict the same, one-shot pruning to Part 4's target loses accuracy beyond the
-noise, and fine-tuning with the stated recipe wins it back beyond the noise. Skipped without the sample.
+A course model is trained on the sample as ``make model`` trains one on CINIC-10 (10 epochs here), then:
+
+* the premises the notebook states are checked with paired intervals (``autograder/course/profile.py``): the zeroed
+  and the removed filter-pruned models predict the same, one-shot pruning to Part 4's target loses accuracy beyond
+  the noise, and fine-tuning with the stated recipe wins it back beyond the noise;
+* the claims of the notebook's text that carry a number (``CLAIMS``: a pattern of the source notebook's markdown,
+  model answers included, whose groups are the numbers it states) are read from the notebook and compared with a
+  run on the sample. A reworded claim fails until this test reads the new sentence. Timings are not checked here
+  (the benchmark measures them).
+
+Skipped without the sample.
 """
 import importlib.util
+import json
+import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 
+from autograder import reference
 from autograder.course.profile import premises
 from ece662 import data_utils, train
+from ece662.grading.registry import PART4
 
 SAMPLE_EPOCHS = 10
 MODES = ["torch"] + (["tensorflow"] if importlib.util.find_spec("tensorflow") else [])
+NOTEBOOK = Path(__file__).resolve().parent.parent / "assignment" / "pruning" / "pruning.ipynb"
+ABOUT = 0.02  # "about N%": within 2 percentage points
+PART1_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+# name: (pattern of the notebook's text, the measured figure or check it must agree with; see `disagreements`)
+CLAIMS = {
+    "compounding": r"eight calls with `amount=0\.1` end at (\d+)% sparsity",
+    "schedule": r"with (\d+) epochs, ([\d.]+)% after the first and ([\d.]+)% after the second",
+    "macs_removed": r"leaves the model ([\d.]+)x fewer multiply-accumulates",
+    "widths_removed": r"the layers that remain are narrow \((\d+) to (\d+) filters\)",
+    "filters_cost": r"removing 80% of the filters without any retraining loses far more accuracy than pruning 80% of "
+                    r"the weights one by one",
+    "part1_flat": r"the accuracy stays at the dense model's level all the way to 80% \(differences of at most about "
+                  r"(\d+) point, every interval includes 0\)",
+    "macs_saved": r"saves far less work: about (\d+)% of the multiply-accumulates",
+    "fc1_share": r"the first Linear layer, which holds about (\d+)% of the weights",
+    "fc1_sparsity": r"emptied the big first Linear layer \(about (\d+)% zero at 80%\)",
+    "conv1_sparsity": r"spared the first conv layer \(under (\d+)% zero\)",
+    "fc1_robust": r"the first Linear layer alone keeps its accuracy even at 98%",
+    "conv1_sensitive": r"the first conv layer \([^)]*\) loses accuracy fastest when pruned alone",
+    "one_shot_loss": r"one-shot pruning to 95% lost about (\d+) to (\d+) points against the dense model",
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +66,115 @@ def sample_models(tmp_path_factory):
     return folder, root
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_the_notebooks_premises_hold_on_real_images(sample_models, mode, monkeypatch):
+@pytest.fixture
+def sample_data(sample_models, monkeypatch):
+    """The sample's data, with the sample's course models in place."""
     folder, root = sample_models
     monkeypatch.setenv("ECE662_MODEL_DIR", str(folder))
     monkeypatch.setattr(data_utils, "_active_dataset", data_utils.active_dataset())  # restored after the test
-    found = premises(mode, data_utils.get_CINIC10_data(root=root, verbose=False))
+    return data_utils.get_CINIC10_data(root=root, verbose=False)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_notebooks_premises_hold_on_real_images(sample_data, mode):
+    found = premises(mode, sample_data)
     assert len(found) == 3
     for premise in found:
         assert premise.holds, f"{premise.statement}: {premise.figures}"
+
+
+def stated(name: str) -> list[float]:
+    """The numbers the notebook states in claim ``name`` (none for a claim without numbers)."""
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    text = " ".join(" ".join("".join(c["source"]).split()) for c in cells if c["cell_type"] == "markdown")
+    match = re.search(CLAIMS[name], text)
+    assert match, (f"the notebook no longer says /{CLAIMS[name]}/ ({name}): check what it says now on the sample "
+                   "and update CLAIMS")
+    return [float(group) for group in match.groups()]
+
+
+def measure(mode: str, data: dict) -> dict:
+    """What a student's run of the notebook shows on ``data``, for the claims of ``CLAIMS``."""
+    from ece662.compaction import remove_zero_filters
+    from ece662.plots import correct_on, layer_sensitivity, measure_curve, paired_interval
+    from ece662.weights import canonical_state, count_macs, helpers
+
+    helper, prefix = helpers(mode), "keras_" if mode == "tensorflow" else ""
+    prune_to, prune_filters = (getattr(reference, prefix + name) for name in ("prune_unstructured_to",
+                                                                               "prune_filters"))
+    test = [data["X_test"], data["y_test"]]
+
+    def load():
+        return helper.load_model(helper.model_path(mode), mode=mode)
+
+    def pruned(prune, level):
+        model = load()
+        prune(model, level)
+        return model
+
+    dense, part1 = load(), {level: pruned(prune_to, level) for level in PART1_LEVELS}
+    curve = measure_curve(part1, dense, test)
+    filters80 = pruned(prune_filters, 0.8)
+    removed = canonical_state(remove_zero_filters(filters80))
+    dense_state, sparse_state = canonical_state(dense), canonical_state(part1[0.8])
+    weights = {name: value for name, value in dense_state.items() if name.endswith("weight")}
+    sensitivity = layer_sensitivity(load, test, (0.9, 0.98))
+    figures = {
+        "part1": [curve[level] for level in PART1_LEVELS],
+        "macs_removed": count_macs(dense_state)[0] / count_macs(removed)[0],
+        "widths_removed": [removed[f"features.{i}.weight"].shape[0] for i in (0, 3, 6)],
+        "filters_vs_unstructured": paired_interval(correct_on(filters80, test), correct_on(part1[0.8], test)),
+        "macs_saved": 1 - count_macs(sparse_state)[1] / count_macs(dense_state)[0],
+        "fc1_share": weights["classifier.1.weight"].size / sum(w.size for w in weights.values()),
+        "fc1_sparsity": float((sparse_state["classifier.1.weight"] == 0).mean()),
+        "conv1_sparsity": float((sparse_state["features.0.weight"] == 0).mean()),
+        "sensitivity": [list(row.values()) for row in sensitivity.values()],  # layers in order: [90%, 98%]
+        "dense": curve[0.0]["accuracy"],
+        "one_shot": paired_interval(correct_on(pruned(prune_to, PART4.target), test), correct_on(dense, test)),
+    }
+    if mode == "torch":
+        from torch.nn.utils import prune
+
+        repeated = load()
+        for _ in range(8):
+            prune.global_unstructured([(layer, "weight") for _, layer in helper.prunable_layers(repeated)],
+                                      pruning_method=prune.L1Unstructured, amount=0.1)
+        figures["compounding"] = helper.global_sparsity(repeated)
+    return figures
+
+
+def disagreements(m: dict) -> list[str]:
+    """Each claim of ``CLAIMS`` that the measured figures ``m`` contradict, as a line naming both."""
+    wrong = []
+
+    def check(name, holds, measured):
+        if not holds:
+            wrong.append(f"{name}: the notebook says /{CLAIMS[name]}/ with {stated(name)}; measured {measured}")
+
+    if "compounding" in m:
+        check("compounding", round(m["compounding"] * 100) == stated("compounding")[0], m["compounding"])
+    epochs, first, second = stated("schedule")
+    steps = [PART4.target * k / (PART4.epochs - 1) * 100 for k in (1, 2)]
+    check("schedule", epochs == PART4.epochs and [first, second] == pytest.approx(steps), (PART4.epochs, steps))
+    check("macs_removed", round(m["macs_removed"], 1) == stated("macs_removed")[0], m["macs_removed"])
+    check("widths_removed", stated("widths_removed") == [min(m["widths_removed"]), max(m["widths_removed"])],
+          m["widths_removed"])
+    check("filters_cost", m["filters_vs_unstructured"][2] < 0, m["filters_vs_unstructured"])
+    largest = max(abs(p["difference"]) for p in m["part1"])
+    check("part1_flat", all(p["low"] <= 0 <= p["high"] for p in m["part1"])
+          and largest <= stated("part1_flat")[0] / 100 + 0.005, m["part1"])
+    for name in ("macs_saved", "fc1_share", "fc1_sparsity"):
+        check(name, abs(m[name] - stated(name)[0] / 100) <= ABOUT, m[name])
+    check("conv1_sparsity", m["conv1_sparsity"] < stated("conv1_sparsity")[0] / 100, m["conv1_sparsity"])
+    at90, at98 = np.array(m["sensitivity"]).T
+    check("fc1_robust", abs(at98[3] - m["dense"]) <= ABOUT, (at98[3], m["dense"]))
+    check("conv1_sensitive", at90.argmin() == 0 and at98.argmin() == 0, m["sensitivity"])
+    low, high = stated("one_shot_loss")
+    check("one_shot_loss", low - 0.5 <= -m["one_shot"][0] * 100 <= high + 0.5 and m["one_shot"][2] < 0, m["one_shot"])
+    return wrong
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_numbers_the_notebook_states_are_what_real_images_give(sample_data, mode):
+    wrong = disagreements(measure(mode, sample_data))
+    assert not wrong, "\n".join(wrong)

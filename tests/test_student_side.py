@@ -148,10 +148,17 @@ def test_curves_measure_every_model_against_the_dense_one_on_the_same_images(cou
         nonzero = sum(int((v != 0).sum()) for v in effective_state_dict(model).values())
         assert curve[level]["parameters"] == pytest.approx(nonzero / 582_026)
     fig = plots.plot_curves({"global": curve}, "T", len(test_data[1]))
-    for ax in fig.axes:
-        line = next(c for c in ax.containers if c.get_label() == "global").lines[0]
+    top, bottom = fig.axes[:2], fig.axes[2:]  # accuracy; its difference from dense with the paired interval
+    for ax in top:
+        line = next(line for line in ax.get_lines() if line.get_label() == "global")
         assert list(line.get_ydata()) == pytest.approx([curve[lv]["accuracy"] for lv in (0.0, 0.5, 0.9)])
         assert ax.get_ylim() == (0, 1)
+    for ax in bottom:
+        bars = next(c for c in ax.containers if c.get_label() == "global")
+        assert list(bars.lines[0].get_ydata()) == pytest.approx([curve[lv]["difference"] for lv in (0.0, 0.5, 0.9)])
+        lowest, highest = min(curve[lv]["low"] for lv in curve), max(curve[lv]["high"] for lv in curve)
+        low, high = ax.get_ylim()  # zoomed to the intervals (and 0), so they can be seen
+        assert low <= lowest <= highest <= high and high - low <= 1.2 * (max(highest, 0) - min(lowest, 0))
 
 
 def test_layer_sensitivity_prunes_one_layer_at_a_time(course_env):

@@ -8,9 +8,10 @@ Its folder ``ece662-pruning/`` holds:
 * the course models, PyTorch and TensorFlow when there is one, taken from ``ece662.paths.model_path`` (which
   honours ``ECE662_MODEL_DIR``) and put where ``model_path`` finds them in the unpacked folder;
 * ``pyproject.toml`` (the ``ece662`` package, installed in editable mode so the unpacked folder is what the
-  notebook imports and where the dataset goes), ``requirements.txt``, ``requirements-tensorflow.txt`` and
-  ``environment.yml``, written from this repository's ``pyproject.toml``: its dependencies (what students need)
-  and its ``tensorflow`` extra;
+  notebook imports and where the dataset goes), ``requirements.txt`` (PyTorch mode),
+  ``requirements-tensorflow.txt`` (TensorFlow mode, nothing of PyTorch) and ``environment.yml``, written from this
+  repository's ``pyproject.toml``: its dependencies (what students need in either framework) and its ``torch`` and
+  ``tensorflow`` extras;
 * ``README.md`` for students (``handout_readme.md``, with the dataset's facts filled in from ``ece662.datasets``).
 
 Nothing else: no solutions, hidden tests, grader, examples or tests.
@@ -41,32 +42,34 @@ def _lines(*lines) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+FRAMEWORKS = {"torch": "requirements.txt", "tensorflow": "requirements-tensorflow.txt"}  # extra: its file
+
+
 def setup_files() -> dict[str, bytes]:
-    """pyproject.toml, requirements.txt, requirements-tensorflow.txt and environment.yml of the handout."""
+    """pyproject.toml, one requirements file per framework and environment.yml of the handout."""
     project = _project()
-    needs, tensorflow = project["dependencies"], project["optional-dependencies"]["tensorflow"]
+    needs, extras = project["dependencies"], {name: project["optional-dependencies"][name] for name in FRAMEWORKS}
     quoted = lambda reqs: ", ".join(f'"{r}"' for r in reqs)  # TOML basic strings: the markers use single quotes
+    requirements = {
+        file: _lines(f"# Everything pruning.ipynb needs in {'PyTorch' if name == 'torch' else 'TensorFlow'} mode "
+                     f"(mode = '{name}'). From this folder: pip install -r {file}",
+                     *needs, *extras[name], "-e .  # this folder's ece662 package")
+        for name, file in FRAMEWORKS.items()}
     return {
         "pyproject.toml": _lines(
-            "# The ece662 helpers of this folder; requirements.txt installs them in editable mode (-e .), so",
+            "# The ece662 helpers of this folder; each requirements file installs them in editable mode (-e .), so",
             "# `import ece662` is this folder's ece662/ and `python -m ece662.datasets download` writes into it.",
             "[build-system]", 'requires = ["setuptools>=68"]', 'build-backend = "setuptools.build_meta"', "",
             "[project]", f'name = "{FOLDER}-handout"', f'version = "{project["version"]}"',
             f'requires-python = "{project["requires-python"]}"', f"dependencies = [{quoted(needs)}]", "",
-            "[project.optional-dependencies]", f"tensorflow = [{quoted(tensorflow)}]", "",
+            "[project.optional-dependencies]", *(f"{name} = [{quoted(reqs)}]" for name, reqs in extras.items()), "",
             "[tool.setuptools.packages.find]", 'include = ["ece662*"]'),
-        "requirements.txt": _lines(
-            "# Everything pruning.ipynb needs. From this folder: pip install -r requirements.txt",
-            *needs, "-e .  # this folder's ece662 package"),
-        "requirements-tensorflow.txt": _lines(
-            "# TensorFlow mode (mode = 'tensorflow'), on top of requirements.txt:",
-            "# pip install -r requirements-tensorflow.txt",
-            "-r requirements.txt", *tensorflow),
+        **requirements,
         "environment.yml": _lines(
             "# conda env create -f environment.yml, then: conda activate " + FOLDER,
-            "# (TensorFlow mode: then pip install -r requirements-tensorflow.txt)",
+            f"# (TensorFlow mode: change requirements.txt below to {FRAMEWORKS['tensorflow']} first)",
             f"name: {FOLDER}", "channels:", "  - conda-forge", "dependencies:", f"  - python={CONDA_PYTHON}",
-            "  - pip", "  - pip:", "      - -r requirements.txt"),
+            "  - pip", "  - pip:", f"      - -r {FRAMEWORKS['torch']}"),
     }
 
 
@@ -90,7 +93,7 @@ def model_files() -> dict[str, Path]:
 
 def readme(models: dict[str, Path]) -> bytes:
     """The students' README, with the dataset's facts and the handout's contents filled in."""
-    from ece662.datasets.download import ARCHIVE_NAME, CINIC10_MD5, CINIC10_URL  # imports torchvision: only here
+    from ece662.datasets.download import ARCHIVE_NAME, CINIC10_MD5, CINIC10_URL
 
     tensorflow = any(name.endswith("tensorflow.model") for name in models)
     return README_TEMPLATE.read_text().format(

@@ -113,11 +113,12 @@ def _name(requirement: str) -> str:
 
 def requirements() -> tuple[str, list[str]]:
     """(the torch requirement, the other packages grading installs): the project's dependencies and its
-    ``grading`` extra as installed from pyproject.toml, less what grading does not use, plus the kernel's."""
+    ``grading`` and ``torch`` extras as installed from pyproject.toml, less what grading does not use, plus the
+    kernel's."""
     from importlib.metadata import requires
 
-    deps = [r.split(";")[0].strip() for r in requires("ece662-pruning") or []
-            if "extra ==" not in r or "extra == \"grading\"" in r]
+    deps = [r.split(";")[0].strip() for r in requires("ece662-pruning") or [] if _name(r) != "ece662-pruning" and
+            ("extra ==" not in r or "extra == \"grading\"" in r or "extra == \"torch\"" in r)]
     torch = next(r for r in deps if _name(r) == "torch")
     kept = [r for r in deps if _name(r) not in NOT_FOR_GRADING]
     return torch, kept + [x for x in GRADING_EXTRAS if x not in map(_name, deps)]

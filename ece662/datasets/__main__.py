@@ -7,9 +7,22 @@
 import argparse
 import sys
 
-from ..data_utils import DEFAULT_ROOT, DatasetError, cache_dir, dataset_root, describe_dataset
-from .download import CINIC10_MD5, CINIC10_URL, DownloadError, download_cinic10
+from ..data_utils import DEFAULT_ROOT, SPLIT_FOLDERS, DatasetError, cache_dir, dataset_root, describe_dataset
+from .download import CINIC10_MD5, CINIC10_SPLIT_SIZE, CINIC10_URL, DownloadError, download_cinic10
 from .synthetic import SIZES, write_synthetic_dataset
+
+
+def describe() -> str:
+    """What ``info`` prints: the dataset get_CINIC10_data() would load, its images per split, and a note when a
+    split of real CINIC-10 holds fewer images than the full dataset's."""
+    info = describe_dataset()
+    lines = [f"dataset: {info['name']} at {dataset_root()}",
+             "images: " + ", ".join(f"{SPLIT_FOLDERS[split]} {count:,}" for split, count in info["sizes"].items())]
+    if not info["synthetic"] and min(info["sizes"].values()) < CINIC10_SPLIT_SIZE:
+        lines.append(f"NOTE: smaller than CINIC-10, which has {CINIC10_SPLIT_SIZE:,} images in each split: this is a "
+                     "part of it, so accuracies will not match the full dataset's (get it with "
+                     "`python -m ece662.datasets download`)")
+    return "\n".join([*lines, f"cache: {cache_dir()}"])
 
 
 def main(argv=None) -> int:
@@ -37,8 +50,7 @@ def main(argv=None) -> int:
             root = write_synthetic_dataset(args.root, args.size, args.seed)
             print(f"wrote synthetic data (not CINIC-10) to {root}; use it with CINIC10_DIR={root}")
         else:
-            info = describe_dataset()
-            print(f"dataset: {info['name']} at {dataset_root()}\nimages: {info['sizes']}\ncache: {cache_dir()}")
+            print(describe())
     except (DatasetError, DownloadError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
