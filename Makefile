@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-gradescope test-handout test-load bench release model clean
+.PHONY: demo test test-gradescope test-handout test-load test-bench bench release model clean
 
 $(STAMP): pyproject.toml
 	@for tool in bwrap:bubblewrap chromium:chromium; do \
@@ -35,6 +35,9 @@ test-handout: $(STAMP)  ## the student handout in a fresh venv per framework, fr
 
 test-load: $(STAMP)   ## the same notebooks graded quietly and beside 12 busy processes: the same grades (~20 min)
 	$(PY) -m pytest -m load_proof -s tests/test_load_proof.py
+
+test-bench: $(STAMP)  ## `make bench` end to end on a tiny synthetic set: every figure measured and reported (~5 min)
+	$(PY) -m pytest -m bench_run tests/test_benchmarks.py
 
 bench: $(STAMP)       ## speed and memory at full CINIC-10 size (synthetic); writes benchmarks/REPORT.md
 	$(PY) -m benchmarks

@@ -46,8 +46,10 @@ def run(nb, tmp_path, **limits):
 
 @pytest.fixture
 def busy_machine():
-    """Eight processes that spin as fast as they can beside the kernel (on 2 cores: each gets a fraction)."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(8)]
+    """Eight processes that spin as fast as they can beside the kernel (on 2 cores: each gets a fraction). Each
+    is a session of its own: the kernel is one too, and Linux's autogroup shares the CPU between sessions, so hogs
+    in one session would leave the kernel a whole core."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"], start_new_session=True) for _ in range(8)]
     try:
         yield
     finally:
