@@ -216,7 +216,7 @@ def _autograde(job: Job, course: Path, kernel: KernelPlaces, progress_fd: int, g
         return swallowed_exception(outcome.get("log", "")) or "nbgrader stopped without an error (see the log)"
     run = RunReport.load(report)
     if group and group.oom_kills():  # the kernel deaths were its cgroup's memory cap
-        run.events = [dict(e, event="memory") if e["event"] == "kernel died" else e for e in run.events]
+        run.events = [dict(e, event=EVENT_MEMORY) if e["event"] == EVENT_DIED else e for e in run.events]
     run.timing["autograde_s"] = round(time.monotonic() - started, 2)
     return run
 
