@@ -28,16 +28,16 @@ test: $(STAMP)        ## the whole test suite (what CI runs)
 	$(PY) -m pytest
 
 test-gradescope: $(STAMP)  ## the Gradescope bundle in a clean Debian root (root, debootstrap; ~10 min)
-	$(PY) -m pytest -m gradescope_image -s tests/test_gradescope_image.py
+	$(PY) -m pytest -m gradescope_image -s tests/autograder/gradescope/test_gradescope_image.py
 
 test-handout: $(STAMP)  ## the student handout in a fresh venv per framework, from its requirements file alone (PyPI)
-	$(PY) -m pytest -m handout_venv -s tests/test_handout_venv.py
+	$(PY) -m pytest -m handout_venv -s tests/autograder/course/test_handout_venv.py
 
 test-load: $(STAMP)   ## the same notebooks graded quietly and beside 12 busy processes: the same grades (~20 min)
-	$(PY) -m pytest -m load_proof -s tests/test_load_proof.py
+	$(PY) -m pytest -m load_proof -s tests/end_to_end/test_load_proof.py
 
 test-bench: $(STAMP)  ## `make bench` end to end on a tiny synthetic set: every figure measured and reported (~5 min)
-	$(PY) -m pytest -m bench_run tests/test_benchmarks.py
+	$(PY) -m pytest -m bench_run tests/benchmarks/test_benchmarks.py
 
 bench: $(STAMP)       ## speed and memory at full CINIC-10 size (synthetic); writes benchmarks/REPORT.md
 	$(PY) -m benchmarks

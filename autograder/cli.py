@@ -6,8 +6,10 @@ from autograder.course.canvas_feedback import FAILED, TOKEN_VARIABLE, upload_fee
 from autograder.course.export import export
 from autograder.course.formgrade import serve
 from autograder.course.handout import build as build_handout
-from autograder.course.pipeline import Limits, grade
+from autograder.course.pipeline import grade
 from autograder.course.release import release
+from autograder.worker.job import Limits
+from autograder.worker.sandbox import AUTO, OFF, ON
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="CPU seconds per notebook (default: %(default)s; the wall-clock backstop is "
                         f"{Limits.backstop_factor}x)")
     g.add_argument("--memory-mb", type=int, default=Limits.memory_mb, help="memory cap per kernel (its cgroup; else its address space)")
-    g.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto",
+    g.add_argument("--sandbox", choices=[AUTO, ON, OFF], default=AUTO,
                    help="bubblewrap sandbox for kernels: auto = when available (default)")
     g.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
     g.add_argument("--only", metavar="ID", help="grade this student again (changed or not) and no one else; the "

@@ -1,9 +1,8 @@
 """The timing peer of P4d: stock nbgrader, with its own defaults, autograding the same submissions.
 
 The bench builds a throw-away course folder whose ``nbgrader_config.py`` names
-only the course folders and ``Execute.timeout = 120`` (not
-``autograder/nbgrader_course.py``'s settings, which install this project's
-preprocessors), generates the assignment from ``assignment/``, and times
+only the course folders and ``Execute.timeout = 120`` (not this repository's
+``nbgrader_config.py``, which installs this project's preprocessors), generates the assignment from ``assignment/``, and times
 ``nbgrader autograde`` and ``nbgrader generate_feedback`` as subprocesses in
 the bench's environment (same data, cache and model). Nothing verifies the
 evidence its test cells record, so its scores mean nothing: it is a timing

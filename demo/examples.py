@@ -13,18 +13,17 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import reference
 from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, RELEASE_DIR, REPO
+from autograder.reference import solution
 
 START = "# *****START OF YOUR CODE (DO NOT DELETE/MODIFY THIS LINE)*****"
 END = "# *****END OF YOUR CODE (DO NOT DELETE/MODIFY THIS LINE)*****"
-KERAS_NAMES = re.compile(r"\bkeras_(prune_unstructured_to|prune_filters|finetune|train_with_gradual_pruning)\b")
 
 
-def source(function, name: str | None = None) -> str:
-    """The reference solution's code of ``function`` as a student's cell would hold it (Keras names without
-    their ``keras_`` prefix), the function renamed ``name`` if given."""
-    code = KERAS_NAMES.sub(r"\1", textwrap.dedent(inspect.getsource(function)))
+def source(mode: str, function: str, name: str | None = None) -> str:
+    """The reference solution's code of ``function`` in ``mode`` as a student's cell would hold it, the function
+    renamed ``name`` if given."""
+    code = textwrap.dedent(inspect.getsource(getattr(solution(mode), function)))
     return "\n" + (re.sub(r"^def \w+\(", f"def {name}(", code, count=1) if name else code)
 
 
@@ -70,14 +69,14 @@ def train_with_gradual_pruning(model, epochs, target):
     recipe_gradual(model, epochs, target, X_part4, y_part4, part4_lr, part4_momentum)
 ''' + P4_RUNS
 
-P1_CORRECT = source(reference.prune_unstructured_to) + P1_SWEEP
-P2_CORRECT = source(reference.prune_filters) + P2_SWEEP
-P4_CORRECT = (source(reference.finetune, "recipe_finetune") + source(reference.train_with_gradual_pruning, "recipe_gradual")
-              + P4_CALLS)
-TF_P1_CORRECT = source(reference.keras_prune_unstructured_to) + P1_SWEEP
-TF_P2_CORRECT = source(reference.keras_prune_filters) + P2_SWEEP
-TF_P4_CORRECT = (source(reference.keras_finetune, "recipe_finetune")
-                 + source(reference.keras_train_with_gradual_pruning, "recipe_gradual") + P4_CALLS)
+P1_CORRECT = source("torch", "prune_unstructured_to") + P1_SWEEP
+P2_CORRECT = source("torch", "prune_filters") + P2_SWEEP
+P4_CORRECT = (source("torch", "finetune", "recipe_finetune")
+              + source("torch", "train_with_gradual_pruning", "recipe_gradual") + P4_CALLS)
+TF_P1_CORRECT = source("tensorflow", "prune_unstructured_to") + P1_SWEEP
+TF_P2_CORRECT = source("tensorflow", "prune_filters") + P2_SWEEP
+TF_P4_CORRECT = (source("tensorflow", "finetune", "recipe_finetune")
+                 + source("tensorflow", "train_with_gradual_pruning", "recipe_gradual") + P4_CALLS)
 
 # Correct but different: masks by hand with kthvalue over all weights, written into the weights directly.
 P1_KTHVALUE = '''

@@ -20,7 +20,8 @@ from torch import nn
 from .architecture import ARCHITECTURE, CHANNEL_MULTIPLE, DEFAULT_CONFIG
 from .devices import model_device
 from .model import SmallCNN, build_model
-from .pruning_helper import _keras_dispatch, effective_weight
+from .frameworks import keras_counterpart
+from .pruning_helper import effective_weight
 
 
 def kept_filters(conv: nn.Conv2d, multiple: int = CHANNEL_MULTIPLE) -> torch.Tensor:
@@ -33,7 +34,7 @@ def kept_filters(conv: nn.Conv2d, multiple: int = CHANNEL_MULTIPLE) -> torch.Ten
     return torch.cat([kept, padding]).sort().values
 
 
-@_keras_dispatch
+@keras_counterpart
 @torch.no_grad()
 def remove_zero_filters(model: SmallCNN) -> SmallCNN:
     """A compacted dense copy of ``model``, on its device, without its all-zero Conv2d filters (works on pruned

@@ -162,8 +162,3 @@ def read_keras_checkpoint(path) -> dict:
     except ValueError as exc:
         raise ModelFileError(f"{path}: {exc} (layers found in {KERAS_WEIGHTS}: {sorted(found)})") from None
     return dict(header, state_dict=state)
-
-
-def read_canonical_from_checkpoint(path) -> dict[str, np.ndarray]:
-    """The weights of a ``tensorflow.model`` archive in the torch SmallCNN's state_dict layout (no TensorFlow)."""
-    return read_keras_checkpoint(path)["state_dict"]

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from ._allocator import keep_freed_memory_mapped
-from .weights import is_torch
+from .frameworks import TORCH, framework_of
 
 NOISY_RELATIVE_IQR = 0.2  # a model's IQR above 20% of its median: the machine was too busy to trust the figures
 WARMUP_PASSES = 2
@@ -28,7 +28,7 @@ def random_images(batch_size: int) -> np.ndarray:
 def _forward(model, images: np.ndarray):
     """One inference pass over ``images`` in the model's own layout: a torch model gets them permuted to NCHW
     (channels last, the layout ``test_model`` feeds), a Keras model as they are (NHWC)."""
-    if not is_torch(model):  # Keras: a TensorFlow notebook never loads torch
+    if framework_of(model) != TORCH:  # Keras: a TensorFlow notebook never loads torch
         return lambda: model(images, training=False)
     torch = sys.modules["torch"]
     x = torch.from_numpy(images).permute(0, 3, 1, 2)
@@ -41,7 +41,7 @@ def _forward(model, images: np.ndarray):
 
 def _on_cpu_for_inference(model):
     """A torch model in eval mode on the CPU (a copy when it is on a GPU); a Keras model as it is."""
-    if not is_torch(model):
+    if framework_of(model) != TORCH:
         return model
     from .devices import on_cpu  # torch is loaded: the model is a torch module
 

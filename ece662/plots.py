@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from .weights import canonical_state, count_macs, count_parameters, helpers, is_torch
+from .frameworks import TORCH, canonical_state, framework_of, helpers
+from .weights import count_macs, count_parameters
 
 CHANCE_ACCURACY = 0.1  # ten balanced classes
 Z_95 = 1.959964
@@ -27,7 +28,7 @@ def _layer_weights(model) -> list[tuple[str, str, np.ndarray]]:
     """(name, layer type, weights as numpy) of every prunable layer of a torch or Keras model (masks folded in)."""
     layers = []
     for name, layer in helpers(model).prunable_layers(model):
-        if is_torch(model):
+        if framework_of(model) == TORCH:
             from .pruning_helper import effective_weight
 
             weight = effective_weight(layer).cpu().numpy()
@@ -227,7 +228,7 @@ def plot_curves(curves: dict, title: str, n_test: int):
 def _prune_one_layer(model, layer_index: int, level: float) -> None:
     """Zero the fraction ``level`` of smallest-|w| weights of one layer only (the others untouched)."""
     _, layer = helpers(model).prunable_layers(model)[layer_index]
-    if is_torch(model):
+    if framework_of(model) == TORCH:
         import torch
 
         with torch.no_grad():

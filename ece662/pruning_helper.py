@@ -15,9 +15,7 @@ in). A ``torch.save(model)`` pickle is refused unless ``trust_pickle=True``
 (unpickling runs code from the file). ``clone_model`` copies a pruned model
 with its masks, and ``train_epoch`` trains one epoch (Part 4's fine-tuning).
 """
-import functools
 import io
-import sys
 import time
 from pathlib import Path
 
@@ -43,24 +41,10 @@ from .checkpoint import (  # noqa: F401 (ModelFileError: the notebook's and stud
 )
 from .data_utils import EVAL_BATCH_SIZE, TRAIN_BATCH_SIZE
 from .devices import model_device, on_cpu
+from .frameworks import TORCH, helpers, keras_counterpart, read_course_file
 from .model import build_model
 from .paths import check_mode as _check_mode
 from .paths import model_path  # noqa: F401 (the notebook imports it from here)
-
-
-def _keras_dispatch(fn):
-    """Hand a Keras model to the function of the same name in ``ece662.keras_helper`` (TensorFlow mode).
-
-    A Keras model exists only once ``keras`` is imported, so torch-mode calls never import TensorFlow.
-    """
-    @functools.wraps(fn)
-    def dispatch(model, *args, **kwargs):
-        keras = sys.modules.get("keras")
-        if keras is not None and isinstance(model, keras.Model):
-            from . import keras_helper
-            return getattr(keras_helper, fn.__name__)(model, *args, **kwargs)
-        return fn(model, *args, **kwargs)
-    return dispatch
 
 
 def course_config(state: dict) -> dict | None:
@@ -111,11 +95,7 @@ def _other_architecture_error(state: dict, path: Path) -> ModelFileError:
 
 def model_metadata(path, mode: str = "torch") -> dict:
     """What a course model file records about its training (dataset, accuracy, settings), in either mode."""
-    if mode == "tensorflow":
-        from .keras_model import archive_header
-
-        return (archive_header(path) or {}).get("meta", {})
-    return read_checkpoint(path).get("meta", {})
+    return read_course_file(path, mode).get("meta", {})
 
 
 def _course_model(state: dict, path: Path, config: dict | None = None) -> nn.Module:
@@ -139,9 +119,8 @@ def load_model(path, mode="torch", trust_pickle: bool = False) -> nn.Module:
     """
     path = check_model_file(path, mode)
     _check_mode(mode)
-    if mode == "tensorflow":
-        from . import keras_helper
-        return keras_helper.load_model(path)
+    if mode != TORCH:
+        return helpers(mode).load_model(path)
     content = read_torch_file(path, trust_pickle)
     state, ckpt = _state_from_file(content, path)
     if isinstance(content, nn.Module) and course_config(fold_pruning(state)) is None:
@@ -158,7 +137,7 @@ def _dropout(model: nn.Module) -> dict:
     return {"dropout": rates[0]} if rates else {}
 
 
-@_keras_dispatch
+@keras_counterpart
 def save_model(model: nn.Module, path, mode="torch") -> Path:
     """Save ``model`` safely to ``path`` (pruning masks folded in, no pickled code) and return the path.
 
@@ -217,7 +196,7 @@ def _logits(model: nn.Module, X, batch_size: int):
         model.train(was_training)
 
 
-@_keras_dispatch
+@keras_counterpart
 def predict(model: nn.Module, X, batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     """The class ``model`` predicts for each image of ``X`` (uint8 NHWC images, as get_CINIC10_data returns)."""
     return np.concatenate([logits.argmax(1).cpu().numpy() for logits in _logits(model, X, batch_size)]
@@ -232,7 +211,7 @@ def accuracy(model: nn.Module, X, y, batch_size: int = EVAL_BATCH_SIZE) -> float
     return float((predict(model, X, batch_size) == y).sum()) / max(len(y), 1)
 
 
-@_keras_dispatch
+@keras_counterpart
 def test_model(model, test_data, mode="torch") -> float:
     """Print and return the accuracy of ``model`` on ``test_data = [X, y]``."""
     _check_mode(mode, "torch")
@@ -245,7 +224,7 @@ def test_model(model, test_data, mode="torch") -> float:
 test_model.__test__ = False  # not a pytest test, despite the name
 
 
-@_keras_dispatch
+@keras_counterpart
 def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, layer) of every Conv2d and Linear layer, in model order."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -269,13 +248,13 @@ def canonical_weights(model: nn.Module) -> dict[str, np.ndarray]:
     return {k: v.cpu().float().numpy() for k, v in effective_state_dict(model).items()}
 
 
-@_keras_dispatch
+@keras_counterpart
 def layer_sparsity(model: nn.Module) -> dict[str, float]:
     """Fraction of zero weights in each Conv2d/Linear layer."""
     return {n: (effective_weight(m) == 0).float().mean().item() for n, m in prunable_layers(model)}
 
 
-@_keras_dispatch
+@keras_counterpart
 def global_sparsity(model: nn.Module) -> float:
     """Fraction of zero weights over all Conv2d/Linear weights together (biases excluded)."""
     zeros = total = 0
@@ -286,14 +265,14 @@ def global_sparsity(model: nn.Module) -> float:
     return zeros / total
 
 
-@_keras_dispatch
+@keras_counterpart
 def count_parameters(model: nn.Module, nonzero_only: bool = False) -> int:
     """Parameters the model computes with (masks not counted); ``nonzero_only`` skips zeros."""
     state = effective_state_dict(model)
     return sum(int((v != 0).sum()) if nonzero_only else v.numel() for v in state.values() if v.is_floating_point())
 
 
-@_keras_dispatch
+@keras_counterpart
 def model_size_bytes(model: nn.Module) -> int:
     """Size of the model's plain (dense) state_dict as ``torch.save`` writes it."""
     buffer = io.BytesIO()
@@ -301,7 +280,7 @@ def model_size_bytes(model: nn.Module) -> int:
     return buffer.tell()
 
 
-@_keras_dispatch
+@keras_counterpart
 def cpu_latency_ms(model: nn.Module, batch_size: int = 256, repeats: int = 15) -> float:
     """Median wall time (ms) of one forward pass over a random batch on the CPU (a model on a GPU is timed as a CPU
     copy).
@@ -323,7 +302,7 @@ def cpu_latency_ms(model: nn.Module, batch_size: int = 256, repeats: int = 15) -
     return 1000 * float(np.median(times))
 
 
-@_keras_dispatch
+@keras_counterpart
 def clone_model(model: nn.Module) -> nn.Module:
     """An independent copy of a course SmallCNN, on the same device, that keeps its pruning masks
     (``prune.custom_from_mask``).
@@ -356,7 +335,7 @@ def clone_model(model: nn.Module) -> nn.Module:
     return copy.train(model.training)
 
 
-@_keras_dispatch
+@keras_counterpart
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, X, y, batch_size: int = TRAIN_BATCH_SIZE, seed=0,
                 scheduler=None, progress: str | None = None) -> float:
     """One epoch of training on uint8 NHWC images ``X`` (as get_CINIC10_data returns); returns the mean loss.

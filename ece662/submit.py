@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .grading import registry
 
-NOTEBOOK = "pruning.ipynb"  # the assignment's notebook, as the grader names it (autograder/nbgrader_course.py)
+NOTEBOOK = registry.NOTEBOOK  # the assignment's notebook, as the grader names it
 UPLOAD_DIR = "for-canvas"
 MAX_MB = 10  # only large outputs make a notebook bigger, and grading needs none: it runs every cell again
 CELL_TIMEOUT = 600  # seconds per cell in the check's run

@@ -6,9 +6,12 @@ a user's cache, dataset or course model, and notebook kernels started by
 tests see the same data and model.
 """
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "support"))  # the attack notebooks and stand-ins tests share
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SAMPLE = REPO.parent / "shared" / "data" / "cinic10-sample"

@@ -1,10 +1,11 @@
 """After the workers: turn the grading output folder into one nbgrader course and write the grades.
 
-``finish`` records what was collected (``submissions.json``) and the roster,
-copies each graded notebook to ``autograded/<student>/<assignment>/``,
-rebuilds ``gradebook.db`` from the per-student gradebooks while keeping every
-manual score and comment whose cells are unchanged (``autograder/course/gradebook.py``), writes
-``nbgrader_config.py`` (formgrader), ``grades.csv`` and the feedback pages.
+``finish`` records what was collected and the roster, copies each graded
+notebook into the course formgrader shows, rebuilds the merged gradebook from
+the per-student gradebooks while keeping every manual score and comment whose
+cells are unchanged (``autograder/course/gradebook.py``), writes formgrader's
+``nbgrader_config.py`` and publishes ``grades.csv`` and the feedback pages
+(``publish.py``).
 """
 import shutil
 from collections import Counter
@@ -12,13 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.course.collect import Collection
-from autograder.course.export import (
-    MANIFEST,
-    autograded_notebook,
-    print_actions,
-    saved_roster,
-    write_grade_files,
-)
 from autograder.course.formgrade import write_course_config
 from autograder.course.gradebook import (
     describe_work,
@@ -28,6 +22,10 @@ from autograder.course.gradebook import (
     read_manual_work,
     restore_manual_work,
 )
+from autograder.course.grades import print_actions
+from autograder.grading_folder import GradingFolder
+from autograder.course.publish import publish
+from autograder.course.roster import load_roster, remember_roster
 from autograder.worker.results import STATUS_TAMPERED
 from autograder.worker.sandbox import BUBBLEWRAP, NONE, describe
 from ece662.grading import registry
@@ -40,10 +38,10 @@ class Outcome:
     dropped: list = field(default_factory=list)  # ManualWork whose cells changed
 
 
-def _publish_notebooks(out: Path, results: dict) -> None:
-    """``autograded/<student>/...`` holds exactly the current graded notebooks."""
+def _copy_graded_notebooks(folder: GradingFolder, results: dict) -> None:
+    """The course formgrader shows holds exactly the current graded notebooks."""
     for student, result in results.items():
-        target = autograded_notebook(out, student)
+        target = folder.autograded_notebook(student)
         source = Path(result.graded_notebook) if result.graded_notebook else None
         if source is not None and source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -51,9 +49,9 @@ def _publish_notebooks(out: Path, results: dict) -> None:
                 shutil.copy(source, target)
         else:
             target.unlink(missing_ok=True)
-    for folder in (out / "autograded").glob("*"):
-        if folder.name not in results:
-            shutil.rmtree(folder)
+    for gone in folder.autograded.glob("*"):
+        if gone.name not in results:
+            shutil.rmtree(gone)
 
 
 def _names(collection: Collection, roster) -> dict:
@@ -68,26 +66,26 @@ def _names(collection: Collection, roster) -> dict:
 
 def finish(out: Path, collection: Collection, results: dict, template_db: Path, roster_file=None) -> Outcome:
     """Everything after the workers; ``results`` maps every collected student to their GradingResult."""
-    out = Path(out)
-    for stale in (out / "results").glob("*.json"):
+    folder = GradingFolder(out)
+    for stale in folder.saved_results():
         if stale.stem not in collection.submissions:
             stale.unlink()
-    collection.save(out / MANIFEST)
-    roster = saved_roster(out, roster_file)
-    db = out / "gradebook.db"
-    previous = read_manual_work(db, lambda s: autograded_notebook(out, s))  # before the notebooks are replaced
-    _publish_notebooks(out, results)
-    student_dbs = [out / "work" / s / "course" / "gradebook.db" for s in sorted(results)]
-    merge_gradebooks(template_db, [d for d in student_dbs if d.is_file()], db)
-    kept, dropped = restore_manual_work(db, previous, lambda s: autograded_notebook(out, s))
-    name_students(db, _names(collection, roster))
+    collection.save(folder.manifest)
+    roster = load_roster(roster_file, folder.roster)
+    remember_roster(roster_file, folder.roster)
+    previous = read_manual_work(folder.gradebook, folder.autograded_notebook)  # before the notebooks are replaced
+    _copy_graded_notebooks(folder, results)
+    student_dbs = [folder.worker_gradebook(s) for s in sorted(results)]
+    merge_gradebooks(template_db, [d for d in student_dbs if d.is_file()], folder.gradebook)
+    kept, dropped = restore_manual_work(folder.gradebook, previous, folder.autograded_notebook)
+    name_students(folder.gradebook, _names(collection, roster))
     write_course_config(out)
-    return Outcome(write_grade_files(out, collection, results, roster), kept, dropped)
+    return Outcome(publish(folder, collection, results, roster), kept, dropped)
 
 
 def print_summary(outcome: Outcome, collection: Collection, out: Path, sandboxed: bool, reason: str | None,
                   seconds: float, graded_now: int, bounds: str = "") -> None:
-    grades = outcome.grades
+    grades, folder = outcome.grades, GradingFolder(out)
     students = [g for g in grades if g.student and g.file]
     print(f"\n{'student':16s} {'name':20s} {'status':17s} {'auto':>7s} {'total':>9s}")
     for g in students:
@@ -108,14 +106,14 @@ def print_summary(outcome: Outcome, collection: Collection, out: Path, sandboxed
             "; dropped because the student changed the cells they were given for: " +
             ", ".join(f"{w.student}/{w.cell} ({', '.join(w.changed)} changed)" for w in outcome.dropped)
             if outcome.dropped else ""))
-    in_gradebook, in_registry = graded_cells(out / "gradebook.db"), set(registry.points())
+    in_gradebook, in_registry = graded_cells(folder.gradebook), set(registry.points())
     if in_gradebook != in_registry:
         print(f"WARNING: the notebook's graded cells and ece662/grading/registry.py disagree (only in the notebook: "
               f"{sorted(in_gradebook - in_registry)}, only in the registry: {sorted(in_registry - in_gradebook)})")
     if tampered := [g.student for g in grades if g.status == STATUS_TAMPERED]:
         print(f"WARNING: {', '.join(tampered)} changed grading files (see grades.csv); restore them "
               "(`git checkout ece662/`, retrain or copy back the model) and regrade everyone with --force.")
-    print(f"grades: {out / 'grades.csv'}\nfeedback: {out / 'feedback'}\n"
+    print(f"grades: {folder.grades_csv}\nfeedback: {folder.feedback}\n"
           f"manual grading: python -m autograder formgrade {out}\n"
           f"final grades (and canvas.csv): python -m autograder export {out} [--roster FILE]\n"
           f"feedback to Canvas: python -m autograder upload-feedback {out} --canvas-url URL --course ID")

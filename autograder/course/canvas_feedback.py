@@ -1,11 +1,11 @@
 """Feedback pages to students through Canvas: ``python -m autograder upload-feedback OUT --canvas-url URL
 --course ID``.
 
-Each student's feedback page (``OUT/feedback/<student>.html``, written afresh from the gradebook first, as
-``export`` writes it) is attached to a comment on their submission of the assignment, through Canvas's REST API
-with ``canvasapi`` (``Submission.upload_comment``: Canvas's file upload, then the comment). The access token
-comes from the environment variable ``CANVAS_API_TOKEN`` (Canvas: Account > Settings > New Access Token),
-never from the command line. The Canvas assignment is the roster's column for this assignment ("Name (id)"),
+Each student's feedback page (published afresh from the gradebook first, as ``export`` publishes it) is
+attached to a comment on their submission of the assignment, through Canvas's REST API with ``canvasapi``
+(``Submission.upload_comment``: Canvas's file upload, then the comment). The access token comes from the
+environment variable ``CANVAS_API_TOKEN`` (Canvas: Account > Settings > New Access Token), never from the
+command line. The Canvas assignment is the roster's column for this assignment ("Name (id)"),
 or ``--assignment``.
 
 The attached file's name holds a fingerprint of the page (``pruning-feedback-<12 hex digits>.html``): a
@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from autograder.course.export import load_output, saved_roster, write_grade_files
-from autograder.course.roster import ASSIGNMENT_COLUMN, read_roster
+from autograder.grading_folder import GradingFolder
+from autograder.course.publish import load_output, publish
+from autograder.course.roster import ASSIGNMENT_COLUMN, load_roster
 from autograder.nbgrader_course import ASSIGNMENT
 
 TOKEN_VARIABLE = "CANVAS_API_TOKEN"
@@ -85,14 +86,14 @@ def upload_feedback(out: Path, canvas_url: str, course_id: str, assignment: str 
     the page; returns what happened to each student."""
     from canvasapi.exceptions import CanvasException
 
-    out = Path(out)
-    collection, results = load_output(out)
-    roster = read_roster(roster_file) if roster_file else saved_roster(out)
+    folder = GradingFolder(out)
+    collection, results = load_output(folder)
+    roster = load_roster(roster_file, folder.roster)
     if roster is None:
         raise ValueError("upload-feedback needs the Canvas roster, for each student's Canvas id: pass --roster FILE "
                          "(the gradebook export) here or to grade")
     canvas_assignment = _course_assignment(canvas_url, course_id, canvas_assignment_id(roster, assignment))
-    grades = write_grade_files(out, collection, results, roster)  # the pages as the gradebook is now
+    grades = publish(folder, collection, results, roster)  # the pages as the gradebook is now
     try:
         in_canvas = {str(s.user_id): s for s in canvas_assignment.get_submissions(include=["submission_comments"])}
     except CanvasException as exc:
@@ -101,7 +102,7 @@ def upload_feedback(out: Path, canvas_url: str, course_id: str, assignment: str 
     uploads = []
     with tempfile.TemporaryDirectory(prefix="ece662-feedback-") as tmp:
         for g in (g for g in grades if g.student and g.file):  # every submission: it has a page
-            page = (out / "feedback" / f"{g.student}.html").read_bytes()
+            page = folder.feedback_page(g.student).read_bytes()
             name, submission = page_name(page), in_canvas.get(g.canvas_id)
             earlier = [a for a in _attachments(submission) if a.startswith(PAGE_PREFIX)] if submission else []
             if not g.canvas_id:

@@ -34,7 +34,6 @@ CANVAS_PATTERN = (r"(?:.*/)?(?P<name>[^/_]*)(?P<late>_[Ll][Aa][Tt][Ee])?_(?P<stu
                   r"_[^/]+(?:/.+)?")
 PLAIN_PATTERN = r"(?:.*/)?(?P<student_id>[^/]+?)\.[^./]+"  # alice.ipynb
 FOLDER_PATTERN = r"(?P<student_id>[^/]+)/[^/]+"  # alice/anything.ipynb (folders only)
-HAND_MATCHES = "matches.json"  # in the grading output folder: every --match given, {file: student id}
 
 
 @dataclass

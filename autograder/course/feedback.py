@@ -10,7 +10,6 @@ why, and "not graded" for every score.
 """
 import os
 import re
-from pathlib import Path
 
 import nbformat
 import nbgrader
@@ -20,7 +19,7 @@ from traitlets.config import Config
 
 from autograder.course.grades import PENDING, StudentGrade
 from autograder.course.hidden_tests import FEEDBACK_PREPROCESSORS
-from autograder.nbgrader_course import NOTEBOOK
+from autograder.nbgrader_course import NOTEBOOK_ID
 from autograder.worker.results import STATUS_GRADED
 from autograder.worker.sanitize import sanitize
 from ece662.grading import registry
@@ -144,7 +143,7 @@ def feedback_html(grade: StudentGrade, notebook_path, html: HTMLExporter) -> str
              "parts": [{"title": _part_title(p), "score": shown(parts.get(p), m)} for p, m in registry.parts().items()],
              "total": shown(grade.total(), registry.total()),
              "status": "" if grade.status == STATUS_GRADED else grade.status, "detail": grade.detail}
-    body, _ = html.from_notebook_node(nb, resources={"nbgrader": {"notebook": Path(NOTEBOOK).stem}, "final": final})
+    body, _ = html.from_notebook_node(nb, resources={"nbgrader": {"notebook": NOTEBOOK_ID}, "final": final})
     return with_policy(body)
 
 

@@ -16,7 +16,10 @@ import secrets
 import socket
 from pathlib import Path
 
-from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, ensure_tools_on_path
+from traitlets.config import Config
+
+from autograder.grading_folder import GradingFolder
+from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK_ID, base_config, ensure_tools_on_path, private_exchange
 
 CONFIG_FILE = "nbgrader_config.py"
 SERVING = "formgrader.pid"  # in the output folder while formgrader serves it
@@ -25,11 +28,24 @@ CONFIG_TEXT = '''\
 # The folder is an nbgrader course (gradebook.db, autograded/): `python -m autograder formgrade .` grades it by hand.
 from pathlib import Path
 
-from autograder.nbgrader_course import graded_course_config
+from autograder.course.formgrade import graded_course_config
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 c.merge(graded_course_config(Path(__file__).parent))
 '''
+
+
+def graded_course_config(root: Path) -> Config:
+    """The grading output folder ``root`` as an nbgrader course (formgrader; nbgrader's own feedback goes to
+    ``nbgrader_feedback/`` without hidden tests, ``feedback/`` holds the pages ``export`` writes)."""
+    from autograder.course.hidden_tests import FEEDBACK_PREPROCESSORS
+
+    root = Path(root).resolve()
+    c = base_config(root, GradingFolder(root).gradebook)
+    private_exchange(c, root)
+    c.CourseDirectory.feedback_directory = "nbgrader_feedback"
+    c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
+    return c
 
 
 def write_course_config(out: Path) -> Path:
@@ -46,7 +62,7 @@ def _free_port() -> int:
 
 def grading_url(port: int, token: str) -> str:
     """The manual grading list: every submission of the notebook, with its score and what is left to grade."""
-    return f"http://127.0.0.1:{port}/formgrader/gradebook/{ASSIGNMENT}/{Path(NOTEBOOK).stem}?token={token}"
+    return f"http://127.0.0.1:{port}/formgrader/gradebook/{ASSIGNMENT}/{NOTEBOOK_ID}?token={token}"
 
 
 def serving_pid(out: Path) -> int | None:
@@ -72,7 +88,7 @@ def serve(out: Path, port: int = 0) -> None:
     from jupyter_server.serverapp import ServerApp
 
     out = Path(out).resolve()
-    if not (out / "gradebook.db").is_file() or not (out / "autograded").is_dir():
+    if not (GradingFolder(out).gradebook.is_file() and GradingFolder(out).autograded.is_dir()):
         raise FileNotFoundError(f"{out} is not a grading output folder (no gradebook.db or autograded/): "
                                 "run `python -m autograder grade SUBMISSIONS --out FOLDER` first")
     write_course_config(out)

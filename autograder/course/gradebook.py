@@ -1,4 +1,4 @@
-"""The merged nbgrader gradebook (``OUT/gradebook.db``) that formgrader grades by hand.
+"""The merged nbgrader gradebook (``gradebook.db`` of the grading output folder) that formgrader grades by hand.
 
 It is rebuilt from the per-student gradebooks after every grading run; what
 people did in it (manual scores, extra credit, comments) is read first and put
@@ -17,18 +17,15 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK
+from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK_ID
 
-NOTEBOOK_ID = Path(NOTEBOOK).stem
 
 
 @dataclass
 class Mark:
-    """One graded cell of one submission, as the gradebook has it."""
-    auto_score: float | None
+    """What a grader set on one graded cell of one submission (the automatic score is the worker's result's)."""
     manual_score: float | None
     extra_credit: float | None
-    needs_manual_grade: bool
 
 
 @dataclass
@@ -86,8 +83,7 @@ def read_marks(db: Path) -> tuple[dict, dict]:
     with _gradebook(db) as gb:
         for snb in gb.notebook_submissions(NOTEBOOK_ID, ASSIGNMENT):
             student = snb.student.id
-            marks[student] = {g.name: Mark(g.auto_score, g.manual_score, g.extra_credit, bool(g.needs_manual_grade))
-                              for g in snb.grades}
+            marks[student] = {g.name: Mark(g.manual_score, g.extra_credit) for g in snb.grades}
             comments[student] = {c.name: c.comment for c in snb.comments if c.comment}
     return marks, comments
 

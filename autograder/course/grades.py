@@ -1,8 +1,9 @@
 """Each student's final grade: automatic scores, manual scores and comments, roster, status; ``grades.csv``.
 
-Scores and comments come from the merged gradebook, where each worker wrote
-the automatic scores it decided (the same numbers as its result); points and
-parts come from ``ece662/grading/registry.py``. A question nobody has graded
+A score is the worker's automatic one (its result's, which it also wrote
+into its gradebook for formgrader) unless a grader set one in the merged
+gradebook, where the comments come from too; points and parts come from
+``ece662/grading/registry.py``. A question nobody has graded
 yet is ``pending`` (never 0, never blank), and so is a total that includes one.
 Nobody gets a score nobody decided: a submission without a graded notebook (an
 unreadable upload, say) has no scores, and neither has a roster student who
@@ -12,23 +13,20 @@ name holds their id), or a file that names no student (``unmatched``). A
 notebook the grader did not finish (``timed out``, ``crashed``) has its scores
 but no total: the instructor regrades it (``regrade_command``) or decides.
 """
-import csv
 import json
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.course.collect import Collection
+from autograder.grading_folder import GradingFolder
 from autograder.worker.results import STATUS_MISSING, UNFINISHED, GradingResult
-from autograder.worker.sanitize import csv_cell
 from ece662.grading import registry
 
 PENDING = "pending"
 STATUS_UNMATCHED = "unmatched"
 STATUS_UNMATCHED_FILE = "unmatched file"  # a roster student an unmatched file's name points to
 STATUS_NOT_GRADED = "not graded"
-RUN_OPTIONS = "grade-options.json"  # in the output folder: the options of the last `grade`, for regrade commands
 
 
 @dataclass
@@ -72,7 +70,7 @@ class StudentGrade:
 
     def total_text(self) -> str:
         """The total as grades.csv shows it: points, ``pending`` or "" (nothing graded, or not finished)."""
-        return "" if not self.scores or not self.finished() else _points(self.total())
+        return "" if not self.scores or not self.finished() else points_text(self.total())
 
     def without_grade(self) -> str:
         """Why there is no total ("" when there is one): what the instructor has to do."""
@@ -88,16 +86,10 @@ class StudentGrade:
 
 
 def cell_score(grade_id: str, mark, result: GradingResult) -> float | None:
-    """The score of a graded notebook's cell: a grader's wins; else a test's automatic score; else a
-    question's: None (pending) while it awaits a grader."""
-    if mark is not None and mark.manual_score is not None:
-        score = mark.manual_score
-    elif registry.is_autograded(grade_id):  # the worker wrote the same score into the gradebook and the result
-        score = (mark.auto_score if mark is not None else result.scores.get(grade_id)) or 0.0
-    elif mark is not None:
-        score = None if mark.needs_manual_grade else (mark.auto_score or 0.0)
-    else:
-        score = result.scores.get(grade_id, 0.0)
+    """The score of a graded notebook's cell: a grader's (``mark``, from the gradebook) wins over the worker's
+    automatic one, None (pending) for a question that awaits a grader; plus any extra credit."""
+    manual = mark.manual_score if mark is not None else None
+    score = manual if manual is not None else result.scores.get(grade_id, 0.0)
     extra = mark.extra_credit if mark is not None else None
     return None if score is None else score + (extra or 0.0)
 
@@ -156,34 +148,53 @@ def match_advice(file: str, student: str) -> str:
 
 def save_grade_options(out: Path, options: list[str]) -> None:
     """Remember the options of this ``grade`` run (the submissions first), which regrade a student as it did."""
-    (Path(out) / RUN_OPTIONS).write_text(json.dumps(options))
+    GradingFolder(out).grade_options.write_text(json.dumps(options))
 
 
 def regrade_command(out: Path, student: str) -> str:
     """The command that grades ``student`` again, with the options of the last ``grade`` into ``out``."""
-    saved = Path(out) / RUN_OPTIONS
+    saved = GradingFolder(out).grade_options
     options = json.loads(saved.read_text()) if saved.is_file() else ["SUBMISSIONS", "--out", str(out)]
     return shlex.join(["python", "-m", "autograder", "grade", *options, "--only", student])
 
 
-def _points(value: float | None) -> str:
+def points_text(value: float | None) -> str:
+    """Points as ``grades.csv`` shows them: ``pending`` while a grader has to decide."""
     return PENDING if value is None else f"{value:g}"
 
 
-def write_grades_csv(grades: list, path: Path) -> list[str]:
-    """``grades.csv``: one row per student or unmatched file; returns the header."""
-    parts = registry.parts()
-    header = (["student_id", "name", "status", "late"] + [f"{p} (/{m:g})" for p, m in parts.items()] +
-              [f"autograded (/{registry.autograded_total():g})", f"total (/{registry.total():g})", "file", "detail"])
-    tmp = Path(path).with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for g in grades:  # ids, names, file names and details come from students: never formulas
-            by_part = g.part_scores()
-            points = [_points(by_part[p]) if by_part else "" for p in parts]
-            totals = [f"{g.autograded():g}", g.total_text()] if g.scores and g.finished() else ["", ""]
-            writer.writerow(map(csv_cell, [g.student, g.name, g.status, "late" if g.late else ""] + points +
-                                totals + [g.file, g.detail[:300]]))
-    os.replace(tmp, path)
-    return header
+def count_students(n: int) -> str:
+    return f"{n} student" + ("s" if n != 1 else "")
+
+
+def pending_questions(grades: list) -> str:
+    """The questions left to grade by hand, each with how many students wait for it, as the gradebook says."""
+    waiting = {q.grade_id: sum(1 for g in grades if q.grade_id in g.pending()) for q in registry.QUESTIONS}
+    return ", ".join(f"{q} ({count_students(n)})" for q, n in waiting.items() if n) or "none"
+
+
+def print_actions(grades: list, zero_missing: bool = False, each_pending: bool = False) -> None:
+    """What the instructor must do before every student has a grade: pending questions (``each_pending``: with
+    each student's), work without an automatic grade (a notebook the grader did not finish: with the command that
+    regrades it), files that name no student, students who handed in nothing."""
+    if pending := [g for g in grades if g.pending()]:
+        print(f"pending: {count_students(len(pending))} with questions to grade in formgrader: "
+              f"{pending_questions(grades)}")
+        if each_pending:
+            print("    " + ", ".join(f"{g.student} ({', '.join(g.pending())})" for g in pending))
+    if stuck := [g for g in grades if g.student and g.status != STATUS_MISSING and
+                 (not g.pending() or not g.finished()) and g.without_grade()]:
+        print(f"ACTION: {count_students(len(stuck))} handed in work that has no grade (left empty in canvas.csv):")
+        for g in stuck:
+            print(f"    {g.student} ({g.name or 'no name'}): {g.without_grade()}")
+    if unmatched := [g for g in grades if g.status == STATUS_UNMATCHED]:
+        print(f"WARNING: {len(unmatched)} file(s) name no student and were not graded:")
+        for g in unmatched:
+            print(f"    {g.file}: {g.detail}")
+    if missing := [g for g in grades if g.status == STATUS_MISSING]:
+        print(f"missing: {count_students(len(missing))} on the roster handed in nothing (" +
+              ("0 in canvas.csv, --zero-missing" if zero_missing else "left empty in canvas.csv; --zero-missing on "
+               "export writes 0") + "): " + ", ".join(f"{g.student} ({g.name})" for g in missing))
+        if zero_missing and unmatched:
+            print("WARNING: --zero-missing with files that name no student: make sure none of them is a missing "
+                  "student's work")

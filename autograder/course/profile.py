@@ -15,6 +15,7 @@ import argparse
 import sys
 from dataclasses import dataclass
 
+from autograder.reference import solution
 from ece662.grading.registry import PART4, STRUCTURED_LEVELS
 
 GLOBAL_LEVELS = (0.5, 0.8, 0.9, 0.95, 0.98)
@@ -28,15 +29,6 @@ class Premise:
     figures: str  # what was measured
 
 
-def _reference(mode: str) -> dict:
-    """The reference solution's functions for ``mode``, by the notebook's names."""
-    from autograder import reference
-
-    prefix = "keras_" if mode == "tensorflow" else ""
-    return {name: getattr(reference, prefix + name) for name in (
-        "prune_unstructured_to", "prune_filters", "finetune", "train_with_gradual_pruning")}
-
-
 def _points(interval) -> str:
     difference, low, high = interval
     return f"{difference * 100:+.1f} points, paired 95% interval [{low * 100:+.1f}, {high * 100:+.1f}]"
@@ -45,10 +37,10 @@ def _points(interval) -> str:
 def premises(mode: str, data: dict) -> list[Premise]:
     """The notebook's premises about what students see, checked on the course model of ``mode`` and ``data``."""
     from ece662.compaction import remove_zero_filters  # either framework's model
+    from ece662.frameworks import helpers
     from ece662.plots import correct_on, paired_interval
-    from ece662.weights import helpers
 
-    fns, helper = _reference(mode), helpers(mode)
+    reference, helper = solution(mode), helpers(mode)
     test = [data["X_test"], data["y_test"]]
     X, y = data["X_train"][:PART4.images], data["y_train"][:PART4.images]
 
@@ -58,12 +50,12 @@ def premises(mode: str, data: dict) -> list[Premise]:
     differ = 0
     for level in STRUCTURED_LEVELS:
         zeroed = load()
-        fns["prune_filters"](zeroed, level)
+        reference.prune_filters(zeroed, level)
         differ += int((helper.predict(zeroed, test[0]) != helper.predict(remove_zero_filters(zeroed), test[0])).sum())
     dense, one_shot = load(), load()
-    fns["prune_unstructured_to"](one_shot, PART4.target)
+    reference.prune_unstructured_to(one_shot, PART4.target)
     tuned = helper.clone_model(one_shot)
-    fns["finetune"](tuned, PART4.epochs, X, y, PART4.lr, PART4.momentum)
+    reference.finetune(tuned, PART4.epochs, X, y, PART4.lr, PART4.momentum)
     right = {name: correct_on(model, test) for name, model in (("dense", dense), ("one_shot", one_shot),
                                                              ("tuned", tuned))}
     drop = paired_interval(right["one_shot"], right["dense"])
@@ -81,10 +73,10 @@ def premises(mode: str, data: dict) -> list[Premise]:
 
 def profile(mode: str, data: dict) -> list[Premise]:
     """Print the course model's pruning profile and its premises; returns (and warns about) those it breaks."""
+    from ece662.frameworks import helpers
     from ece662.plots import layer_sensitivity, measure_curve
-    from ece662.weights import helpers
 
-    fns, helper = _reference(mode), helpers(mode)
+    reference, helper = solution(mode), helpers(mode)
     test = [data["X_test"], data["y_test"]]
 
     def load():
@@ -92,8 +84,8 @@ def profile(mode: str, data: dict) -> list[Premise]:
 
     dense = load()
     print(f"Pruning profile of {helper.model_path(mode)} ({mode}), {len(test[1]):,} test images")
-    for name, prune, levels in (("global unstructured", fns["prune_unstructured_to"], GLOBAL_LEVELS),
-                                ("filters", fns["prune_filters"], STRUCTURED_LEVELS)):
+    for name, prune, levels in (("global unstructured", reference.prune_unstructured_to, GLOBAL_LEVELS),
+                                ("filters", reference.prune_filters, STRUCTURED_LEVELS)):
         models = {}
         for level in levels:
             models[level] = load()

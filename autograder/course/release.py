@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from autograder.grading_folder import GRADEBOOK, GradingFolder
 from autograder.nbgrader_course import (
     ASSIGNMENT,
     NOTEBOOK,
@@ -143,10 +144,11 @@ def source_notebook() -> Path:
 def prepare_template(out: Path) -> Path:
     """The template gradebook (assignment and its cells), regenerated when the source notebook changes."""
     digest = hashlib.sha256(source_notebook().read_bytes()).hexdigest()
-    db, stamp = out / "template" / "gradebook.db", out / "template" / "source.sha256"
+    template = GradingFolder(out).template
+    db, stamp = template / GRADEBOOK, template / "source.sha256"
     if not (db.is_file() and stamp.is_file() and stamp.read_text() == digest):
-        shutil.rmtree(out / "template", ignore_errors=True)
-        (out / "template").mkdir(parents=True)
-        generate_release(out / "template", gradebook=db)
+        shutil.rmtree(template, ignore_errors=True)
+        template.mkdir(parents=True)
+        generate_release(template, gradebook=db)
         stamp.write_text(digest)
     return db

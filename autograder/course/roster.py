@@ -1,4 +1,4 @@
-"""Canvas gradebook CSV: read the roster an instructor exports, write the file Canvas imports.
+"""Canvas gradebook CSV: read the roster an instructor exports (``publish.py`` writes the file Canvas imports).
 
 Canvas exports (and imports) ``Student, ID, SIS User ID, SIS Login ID,
 Section, <assignment columns "Name (id)">...`` followed by a
@@ -11,12 +11,10 @@ assignment. Canvas's test student (the one "Student View" uses, named
 file written for import.
 """
 import csv
-import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from autograder.worker.sanitize import csv_cell
 
 REQUIRED = ("Student", "ID")
 IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Section")
@@ -102,17 +100,14 @@ def read_roster(path: Path) -> Roster:
                   [c for c in header if ASSIGNMENT_COLUMN.fullmatch(c)], students, test_students)
 
 
-def write_canvas_csv(roster: Roster, column: str, points_possible: float, scores: dict, path: Path) -> None:
-    """The roster's identity columns plus ``column``: ``scores`` maps Canvas user id -> points, or "" to leave
-    the grade unchanged; a roster student missing from ``scores`` is left unchanged too."""
-    tmp = Path(path).with_suffix(".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(roster.identity_columns + [column])
-        writer.writerow([POINTS_POSSIBLE] + [""] * (len(roster.identity_columns) - 1) + [f"{points_possible:g}"])
-        # names are the students' own (a name may start with "="): never formulas
-        for student in roster.students:
-            score = scores.get(student.canvas_id, "")
-            writer.writerow([csv_cell(student.values.get(c, "")) for c in roster.identity_columns] +
-                            [score if isinstance(score, str) else f"{score:g}"])
-    os.replace(tmp, path)
+def load_roster(given, remembered: Path) -> Roster | None:
+    """The roster ``given`` now, else the one ``remember_roster`` kept at ``remembered``, else None."""
+    if given:
+        return read_roster(given)
+    return read_roster(remembered) if Path(remembered).is_file() else None
+
+
+def remember_roster(given, remembered: Path) -> None:
+    """Keep the roster ``given`` (if any) at ``remembered`` for later runs."""
+    if given and Path(given).resolve() != Path(remembered).resolve():
+        shutil.copy(given, remembered)

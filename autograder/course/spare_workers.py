@@ -12,6 +12,7 @@ import os
 import threading
 from pathlib import Path
 
+from autograder.grading_folder import GradingFolder
 from autograder.worker.job import WorkerProcess, start_worker
 
 
@@ -22,7 +23,7 @@ class SpareWorkers:
         self.cwd, self.threads = Path(cwd), threads
         count = min(count, jobs)
         self._more = jobs - count  # replacements still worth starting
-        self.log = self.cwd / "logs" / "spare-workers.log"  # import errors of spares that never got a job
+        self.log = GradingFolder(self.cwd).spare_workers_log  # import errors of spares that never got a job
         self._lock = threading.Lock()
         self._waiting = [self._start() for _ in range(count)]
 

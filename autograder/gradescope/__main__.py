@@ -6,10 +6,11 @@
 """
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from autograder.gradescope.results import VISIBILITIES
-from autograder.gradescope.settings import Settings
+from autograder.gradescope.settings import GRADESCOPE_LIMITS, Settings
 from autograder.gradescope.supervisor import ROOT, run, supervise
 
 
@@ -23,7 +24,7 @@ def main(argv=None) -> int:
                    help="ship a dataset with fewer images than the notebook's defaults (refused otherwise)")
     b.add_argument("--hidden-tests-visibility", default=Settings.hidden_visibility, choices=VISIBILITIES,
                    help="when students see the results of tests that are checked only when graded")
-    b.add_argument("--notebook-timeout", type=int, default=Settings.notebook_timeout)
+    b.add_argument("--notebook-timeout", type=int, default=GRADESCOPE_LIMITS.notebook_timeout)
     for name in ("run", "supervise"):
         p = sub.add_parser(name, help=f"{name} grading of /autograder/submission (inside the container)")
         p.add_argument("--root", default=str(ROOT))
@@ -31,7 +32,8 @@ def main(argv=None) -> int:
     if args.command == "build":
         from autograder.gradescope.bundle import build, default_out
 
-        settings = Settings(hidden_visibility=args.hidden_tests_visibility, notebook_timeout=args.notebook_timeout)
+        settings = Settings(hidden_visibility=args.hidden_tests_visibility,
+                            limits=replace(GRADESCOPE_LIMITS, notebook_timeout=args.notebook_timeout))
         archive = build(Path(args.out) if args.out else default_out(), settings, train_images=args.train_images,
                         allow_small_dataset=args.allow_small_dataset)
         print(f"wrote {archive} ({archive.stat().st_size / 2**20:.1f} MiB); upload it as a Gradescope autograder")

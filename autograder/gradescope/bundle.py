@@ -27,6 +27,7 @@ import re
 import sys
 import tempfile
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 from autograder.gradescope.settings import SETTINGS_FILE, Settings
@@ -149,7 +150,7 @@ def check_dataset_size(counts: dict, allow_small: bool) -> None:
               "accuracies will differ from the students' own runs", file=sys.stderr, flush=True)
 
 
-def build(out: Path, settings: Settings = Settings(), train_images: int | None = None, val_images: int = 0,
+def build(out: Path, settings: Settings | None = None, train_images: int | None = None, val_images: int = 0,
           test_images: int | None = None, allow_small_dataset: bool = False) -> Path:
     """Write ``out/autograder.zip`` from this repository, its course model and the data in use; a dataset smaller
     than the notebook's defaults is refused unless ``allow_small_dataset``."""
@@ -162,7 +163,7 @@ def build(out: Path, settings: Settings = Settings(), train_images: int | None =
         raise FileNotFoundError(f"No course model at {model}: train it first (`make model`).")
     out.mkdir(parents=True, exist_ok=True)
     torch, others = requirements()
-    settings.torch_requirement = torch
+    settings = replace(settings or Settings(), torch_requirement=torch)
     template = prepare_template(out / "work")
     archive = out / "autograder.zip"
     with tempfile.TemporaryDirectory(prefix="ece662-bundle-") as tmp:

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from autograder.worker.sandbox import USER_PREFIX
+
 ROOT = Path("/autograder")
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 # Requirements of PyPI's torch that CPU grading does not use: the compiler (triton), CUDA's Python bindings,
@@ -145,7 +147,7 @@ def check_kernel_view(user: str, root: Path) -> None:
     """As the kernel user: data and model load; the gradebook and grading code cannot be read, nor results written."""
     uid = pwd.getpwnam(user).pw_uid
     gid = pwd.getpwnam(user).pw_gid
-    secrets = [str(root / "source" / "gradebook.db"), str(root / "source" / "autograder" / "reference.py")]
+    secrets = [str(root / "source" / "gradebook.db"), str(root / "source" / "autograder" / "reference" / "torch.py")]
     done = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "env", "-i",
                            "HOME=/tmp", sys.executable, "-c", _KERNEL_CHECK, str(root / "results"), *secrets],
                           cwd="/")
@@ -161,7 +163,7 @@ def main(root: Path = ROOT) -> int:
     _step(f"PyTorch: {install_torch(settings['torch_requirement'])}")
     _pip("-r", str(source / "requirements.txt"))
     install_kernel_package(source, root / "lib")
-    user = settings["sandbox"].removeprefix("user:")
+    user = settings["sandbox"].removeprefix(USER_PREFIX)
     _step(f"kernel user {user} (uid {create_user(user)})")
     lock_down(root, source)
     check_kernel_view(user, root)

@@ -20,7 +20,8 @@ from pathlib import Path
 from autograder.gradescope.resources import Resources, usable_cpus
 from autograder.gradescope.results import results_json, write_results
 from autograder.gradescope.settings import Settings
-from autograder.nbgrader_course import NOTEBOOK
+from autograder.grading_folder import GRADEBOOK, GradingFolder
+from autograder.nbgrader_course import NOTEBOOK, NOTEBOOK_ID
 from autograder.worker import sandbox
 from autograder.worker.cgroup import caps_for
 from autograder.worker.results import STATUS_CRASHED, STATUS_INVALID, STATUS_MEMORY, STATUS_TIMED_OUT, GradingResult
@@ -46,7 +47,7 @@ def choose_notebook(folder: Path) -> tuple[Path | None, str]:
         also = f" (ignored: {', '.join(str(p.relative_to(folder)) for p in ignored)})" if ignored else ""
         return None, f"No notebook was submitted{also}: upload your {NOTEBOOK}."
     named = [p for p in candidates if p.name == NOTEBOOK] or \
-            [p for p in candidates if Path(NOTEBOOK).stem in p.name.lower()] or candidates
+            [p for p in candidates if NOTEBOOK_ID in p.name.lower()] or candidates
     chosen = named[0]
     if len(candidates) == 1:
         return chosen, f"Graded notebook: `{chosen.relative_to(folder)}`."
@@ -82,7 +83,7 @@ def run(root: Path = ROOT, settings: Settings | None = None) -> dict:
 
 
 def _run(root: Path, settings: Settings | None) -> dict:
-    from autograder.worker.job import Limits, new_job, readable_paths, run_worker
+    from autograder.worker.job import new_job, readable_paths, run_worker
 
     started = time.monotonic()
     source = root / "source"
@@ -97,16 +98,14 @@ def _run(root: Path, settings: Settings | None) -> dict:
     mode, note = choose_sandbox(settings.sandbox)
     before = Resources.now()
     readable = readable_paths() if mode == sandbox.BUBBLEWRAP else []  # what bubblewrap shows the kernel
-    # one notebook per container, under a fixed deadline: no backstop beyond the limits themselves
-    limits = Limits(cell_timeout=settings.cell_timeout, notebook_timeout=settings.notebook_timeout,
-                    memory_mb=settings.memory_mb, backstop_factor=1)
     work = _private_work_folder(root)
-    job = new_job(STUDENT, notebook, work, source / "gradebook.db", "", limits, mode, usable_cpus(), readable)
-    result = run_worker(job, work)
+    folder = GradingFolder(work)
+    job = new_job(STUDENT, notebook, folder, source / GRADEBOOK, "", settings.limits, mode, usable_cpus(), readable)
+    result = run_worker(job, folder)
     swept = sandbox.sweep(mode)
     after = Resources.now()
     summary = [chosen, f"Kernel containment: {sandbox.describe(mode)}" + (f" ({note})" if note else ""),
-               f"Kernel bounds: {sandbox.describe_bounds(caps_for(limits, job.threads), mode)}",
+               f"Kernel bounds: {sandbox.describe_bounds(caps_for(job.limits, job.threads), mode)}",
                f"Resources: {after.describe()}"]
     if before.oom_kills is not None and after.oom_kills > before.oom_kills:
         summary.append(f"**Out of memory**: the OOM killer killed {after.oom_kills - before.oom_kills} process(es) "

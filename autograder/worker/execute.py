@@ -29,6 +29,9 @@ to ``"ran"`` or why it did not run to the end, and
 ``resources["ece662_events"]`` lists time limits (with the CPU and wall-clock
 seconds used), kernel deaths (with their cause) and memory errors with their
 cell ids; the verifier and the worker's status read those.
+
+``KillLeftovers``, the next step, kills what the kernel left running before the
+verifier reads its evidence, and tells the course run that the kernel is gone.
 """
 import asyncio
 import copy
@@ -42,10 +45,12 @@ from dataclasses import dataclass
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
-from nbgrader.preprocessors import Execute
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Enum, Integer, Unicode
 
-from autograder.worker.processes import kernel_cpu_seconds
+from autograder.worker.job import KERNEL_GONE, Limits
+from autograder.worker.processes import kernel_cpu_seconds, kill_descendants
+from autograder.worker.sandbox import NONE, sweep
 from ece662.grading import registry
 
 TIME_LIMIT_ERROR = "NotebookTimeLimit"
@@ -131,11 +136,13 @@ class LimitedExecute(Execute):
     # Killed, not asked to exit: nothing the kernel would run on its way out (atexit handlers) can touch its
     # evidence, and the graceful shutdown cost about half a second per notebook.
     shutdown_kernel = Enum(["graceful", "immediate"], default_value="immediate").tag(config=True)
-    notebook_timeout = Integer(600, help="CPU seconds for the whole notebook; later cells are not run").tag(
-        config=True)
-    backstop_factor = Integer(5, help="Wall-clock backstop: a cell may take this many times its CPU limit in "
-                                      "wall-clock seconds, the notebook likewise (stops cells that sleep or "
-                                      "wait)").tag(config=True)
+    # The defaults are the course's limits (worker/job.py: Limits), so plain `nbgrader autograde` uses them too
+    timeout = Integer(Limits.cell_timeout, help="CPU seconds per cell").tag(config=True)
+    notebook_timeout = Integer(Limits.notebook_timeout, help="CPU seconds for the whole notebook; later cells are "
+                                                             "not run").tag(config=True)
+    backstop_factor = Integer(Limits.backstop_factor, help="Wall-clock backstop: a cell may take this many times "
+                                                           "its CPU limit in wall-clock seconds, the notebook "
+                                                           "likewise (stops cells that sleep or wait)").tag(config=True)
     iopub_timeout = Integer(30, help="Seconds to wait for a cell's last outputs after its reply (nbclient's 4 s "
                                      "is short on a busy machine)").tag(config=True)
     max_kernel_restarts = Integer(3, help="Kernel deaths survived before the remaining cells are skipped").tag(
@@ -358,3 +365,26 @@ class LimitedExecute(Execute):
                 return
             finally:
                 self.nb.cells[i] = earlier  # the replay's outputs are not the student's record
+
+
+def tell_progress(fd: int, event: str) -> None:
+    """Write ``event`` to the course run's progress pipe ``fd`` (none: -1); it starts the next notebook on one."""
+    if fd >= 0:
+        try:
+            os.write(fd, f"{event}\n".encode())
+        except OSError:  # nobody reads any more (the pipeline gave up waiting): grading goes on
+            pass
+
+
+class KillLeftovers(NbGraderPreprocessor):
+    """The step after LimitedExecute: nothing the kernel started may still run, and write evidence, once the
+    verifier reads it."""
+
+    sandbox = Unicode(NONE, help="how the kernel was contained (autograder/worker/sandbox.py)").tag(config=True)
+    progress_fd = Integer(-1, help="a pipe to which 'kernel gone' is written once it is").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        kill_descendants()  # what the kernel started, adopted by this process
+        sweep(self.sandbox)  # and what its user started outside this process tree
+        tell_progress(self.progress_fd, KERNEL_GONE)
+        return nb, resources

@@ -4,11 +4,11 @@ A crash, a hang or a memory blow-up in one submission cannot touch the
 others. The worker builds a private nbgrader course (a copy of the template
 gradebook, the submission, no source notebooks), repairs what nbgrader cannot
 grade (unknown or renamed cell ids, metadata nbgrader's validation refuses)
-and autogrades with the steps of ``autograder/nbgrader_course.py``: the
+and autogrades with the steps of ``autograder/worker/autograde_config.py``: the
 contained kernel runs the notebook in its scratch folder
-(``autograder/worker/scratch.py``), ``ApplyVerdicts`` kills what it left
-running and decides every autograded test from the recorded evidence
-(``autograder/worker/verify.py``), and the graded notebook is made inert
+(``autograder/worker/scratch.py``), ``KillLeftovers`` kills what it left
+running, ``ApplyVerdicts`` decides every autograded test from the recorded
+evidence (``autograder/worker/verify.py``), and the graded notebook is made inert
 (``autograder/worker/sanitize.py``). The scores it decided are written into
 the student's gradebook and into the ``GradingResult``, once.
 """
@@ -23,7 +23,9 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, KernelPlaces, autograde_config, ensure_tools_on_path
+from autograder.grading_folder import GRADEBOOK, PRIVATE_COURSE
+from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, NOTEBOOK_ID, ensure_tools_on_path
+from autograder.worker.autograde_config import KernelPlaces, autograde_config, autograde_preprocessors
 from autograder.worker.cgroup import caps_for, kernel_cgroup
 from autograder.worker.execute import EVENT_CPU, EVENT_DIED, EVENT_MEMORY, EVENT_NOTEBOOK, EVENT_WALL, signal_of
 from autograder.worker.integrity import changed_files, fingerprint
@@ -44,8 +46,6 @@ from autograder.worker.scratch import PREFIX, private_tmpfs, remove_tree, unmoun
 from autograder.worker.verify import RunReport
 from ece662.grading import registry
 from ece662.grading.evidence import ENV_DIR
-
-NOTEBOOK_ID = Path(NOTEBOOK).stem
 
 
 def known_cells(template_db: Path) -> dict[str, dict]:
@@ -150,7 +150,7 @@ def grade_one(job: Job, scratch: Path | None = None, progress_fd: int = -1) -> G
 
     work = Path(job.workdir)
     remove_tree(work)  # an earlier run's folder
-    course = work / "course"
+    course = work / PRIVATE_COURSE
     submitted = course / "submitted" / job.student / ASSIGNMENT
     for folder in (course / "source" / ASSIGNMENT, submitted):
         folder.mkdir(parents=True)
@@ -185,7 +185,7 @@ def grade_one(job: Job, scratch: Path | None = None, progress_fd: int = -1) -> G
         result.detail = ("the notebook changed grading files, so its automatic tests count zero: "
                          + ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else ""))
     passed = {gid for gid, v in report.verdicts.items() if v.passed and result.status != STATUS_TAMPERED}
-    result.scores = trusted_scores(course / "gradebook.db", job.student, passed)
+    result.scores = trusted_scores(course / GRADEBOOK, job.student, passed)
     result.seconds = round(time.monotonic() - started, 1)
     return result
 
@@ -195,7 +195,7 @@ def _autograde(job: Job, course: Path, kernel: KernelPlaces, progress_fd: int, g
     or why nbgrader failed (one line)."""
     from nbgrader.apps import NbGraderAPI
 
-    db = course / "gradebook.db"
+    db = course / GRADEBOOK
     shutil.copy(job.template_db, db)
     os.environ["OMP_NUM_THREADS"] = str(job.threads)
     os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the kernel runs on the CPU, as the grader's run of Part 4's recipe
@@ -271,12 +271,12 @@ def preload() -> None:
     import nbgrader.apps  # noqa: F401
     import torch  # noqa: F401 (the verifier's)
 
-    from autograder import nbgrader_course, reference  # noqa: F401
+    from autograder import reference  # noqa: F401
     from autograder.worker import recipe  # noqa: F401
     from ece662 import pruning_helper  # noqa: F401
     from ece662.grading import checks  # noqa: F401
 
-    nbgrader_course.autograde_preprocessors()
+    autograde_preprocessors()  # the steps' modules
 
 
 def main(argv=None) -> int:

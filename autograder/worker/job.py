@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from autograder.grading_folder import GradingFolder
 from autograder.worker.results import STATUS_CRASHED, STATUS_TIMED_OUT, GradingResult
 
 WORKER_SLACK_S = 180  # on top of the notebook limit: kernel start, nbgrader, verification (on a quiet machine)
@@ -27,9 +28,10 @@ KERNEL_GONE, VERIFIED = "kernel gone", "verified"  # progress events, in this or
 
 @dataclass(frozen=True)
 class Limits:
-    """A kernel's limits: CPU seconds per cell and per notebook (the CPU time of the kernel's process tree, which
-    load does not stretch), each with a wall-clock backstop ``backstop_factor`` times longer (for cells that sleep
-    or wait), and the kernel's address space."""
+    """A kernel's limits, the one type the course run, the worker and Gradescope share: CPU seconds per cell and
+    per notebook (the CPU time of the kernel's process tree, which load does not stretch), each with a wall-clock
+    backstop ``backstop_factor`` times longer (for cells that sleep or wait), and the kernel's memory (its
+    cgroup's cap where one can be made, else its address space)."""
     cell_timeout: int = 120
     notebook_timeout: int = 600
     memory_mb: int = 6144
@@ -49,7 +51,7 @@ class Job:
     """Everything a worker needs to grade one submission (paths as strings: the job is saved as JSON)."""
     student: str
     submission: str
-    key: str  # what the result is valid for (autograder/course/pipeline.py: job_key)
+    key: str  # what the result is valid for (autograder/worker/fingerprint.py: job_key)
     workdir: str  # the student's private nbgrader course
     template_db: str
     result: str  # where the worker writes the GradingResult
@@ -97,17 +99,17 @@ def guarded_paths() -> list[Path]:
     return [Path(ece662.__file__).resolve().parent, model_path("torch").resolve(), data_utils.cache_dir().resolve()]
 
 
-def new_job(student: str, submission: Path, out: Path, template_db: Path, key: str, limits: Limits, sandbox: str,
-            threads: int, readable=(), store: Path | None = None) -> Job:
-    """The job of grading ``submission`` into the output folder ``out`` with the grader's own model and data."""
+def new_job(student: str, submission: Path, folder: GradingFolder, template_db: Path, key: str, limits: Limits,
+            sandbox: str, threads: int, readable=(), store: Path | None = None) -> Job:
+    """The job of grading ``submission`` into the output ``folder`` with the grader's own model and data."""
     from ece662 import data_utils
     from ece662.paths import model_path
 
-    for sub in ("jobs", "results", "logs"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    for sub in (folder.jobs, folder.results, folder.logs):
+        sub.mkdir(parents=True, exist_ok=True)
     return Job(student=student, submission=str(Path(submission).resolve()), key=key,
-               workdir=str(out / "work" / student), template_db=str(template_db),
-               result=str(out / "results" / f"{student}.json"), log=str(out / "logs" / f"{student}.log"),
+               workdir=str(folder.work(student)), template_db=str(template_db),
+               result=str(folder.result(student)), log=str(folder.log(student)),
                sandbox=sandbox, threads=threads, model_dir=str(model_path("torch").parent.resolve()),
                data_root=str(data_utils.dataset_root().resolve()), limits=limits,
                readable=tuple(map(str, readable)), guarded=tuple(map(str, guarded_paths())),
@@ -152,13 +154,13 @@ def _wait_for(worker: WorkerProcess, event: str, deadline: float) -> None:
         seen += chunk
 
 
-def run_worker(job: Job, out: Path, spares=None, kernel_slots: threading.Semaphore | None = None) -> GradingResult:
+def run_worker(job: Job, folder: GradingFolder, spares=None, kernel_slots: threading.Semaphore | None = None) -> GradingResult:
     """Grade ``job`` in a worker process (a waiting spare if there is one) under a hard wall-clock limit.
 
     ``kernel_slots`` is held from the start until this student's kernel is gone (single-threaded kernels) or
     verified (multi-threaded ones, whose thread teams stall when the verifier's threads compete for the
     cores), so the next notebook runs while this one is verified."""
-    job_file = out / "jobs" / f"{job.student}.json"
+    job_file = folder.job(job.student)
     job.save(job_file)
     Path(job.result).unlink(missing_ok=True)
     release_on = KERNEL_GONE if job.threads == 1 else VERIFIED
@@ -169,7 +171,7 @@ def run_worker(job: Job, out: Path, spares=None, kernel_slots: threading.Semapho
         worker = spares.hand_over(job_file) if spares else None
         if worker is None:
             with open(job.log, "w") as log:
-                worker = start_worker(out, job.threads, job_file, log)
+                worker = start_worker(folder.root, job.threads, job_file, log)
         if kernel_slots:
             _wait_for(worker, release_on, deadline)
     try:

@@ -42,7 +42,9 @@ from pathlib import Path
 from autograder.worker import cgroup
 
 KERNEL_NAME = "ece662-grading"
-BUBBLEWRAP, NONE, USER_PREFIX = "bubblewrap", "none", "user:"
+BUBBLEWRAP, NONE, USER_PREFIX = "bubblewrap", "none", "user:"  # the modes above (user: USER_PREFIX + its name)
+# What a course run is asked for (``grade --sandbox``): bubblewrap where it works, bubblewrap or stop, no sandbox
+AUTO, ON, OFF = "auto", "on", "off"
 KERNEL_NPROC = 512  # processes and threads the kernel user may have (user mode): a fork bomb stops here
 KERNEL_TMPFS_BYTES = 256 * 2**20  # each of the sandbox's RAM-backed folders (/tmp, /var/tmp, /dev/shm)
 KERNEL_FILE_BYTES = 2**30  # the largest file a kernel may write: one notebook cannot fill the grader's disk
@@ -117,11 +119,14 @@ def validate_mode(sandbox: str) -> str:
     user = kernel_user(sandbox)
     reason = (user_mode_unavailable_reason(user) if user else
               sandbox_unavailable_reason() if sandbox == BUBBLEWRAP else
-              None if sandbox == NONE else f"unknown sandbox mode {sandbox!r}: use 'bubblewrap', "
-                                           "'user:<name>' or 'none'")
+              None if sandbox == NONE else _unknown_mode(sandbox))
     if reason:
         raise ValueError(reason)
     return sandbox
+
+
+def _unknown_mode(sandbox: str) -> str:
+    return f"unknown sandbox mode {sandbox!r}: use '{BUBBLEWRAP}', '{USER_PREFIX}<name>' or '{NONE}'"
 
 
 def describe(sandbox: str) -> str:
@@ -215,8 +220,6 @@ def kernel_argv(scratch: Path, runtime: Path, readable: list[Path], memory_mb: i
     bubblewrap, its HOME); ``readable``: what bubblewrap shows besides the system and Python. In user mode the
     command prepares its folders itself at each (re)start; call ``sweep`` after the notebook has run.
     """
-    if isinstance(sandbox, bool):  # the boolean of older jobs
-        sandbox = BUBBLEWRAP if sandbox else NONE
     kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
               "--HistoryManager.hist_file=:memory:"]
     address_space_mb = memory_mb + (RESERVED_ADDRESS_SPACE_MB if group else 0)
@@ -232,7 +235,7 @@ def kernel_argv(scratch: Path, runtime: Path, readable: list[Path], memory_mb: i
         kernel_home(runtime).mkdir(parents=True, exist_ok=True)
         empty_env += [f"{k}={v}" for k, v in _kernel_env(runtime, str(kernel_home(runtime))).items()]
     else:
-        raise ValueError(f"unknown sandbox mode {sandbox!r}: use 'bubblewrap', 'user:<name>' or 'none'")
+        raise ValueError(_unknown_mode(sandbox))
     oom_first = [choom, "-n", "1000", "--"] if (choom := shutil.which("choom")) else []
     return empty_env + cgroup.enter_argv(group) + limits + ["--"] + oom_first + kernel
 
@@ -304,7 +307,7 @@ def kill_processes_of(user: str, rounds: int = 50) -> int:
 
 def sweep(sandbox: str) -> int:
     """Kill what a user-mode kernel left running (call after the notebook, before verifying); else 0."""
-    user = kernel_user(sandbox) if isinstance(sandbox, str) else None
+    user = kernel_user(sandbox)
     return kill_processes_of(user) if user else 0
 
 

@@ -20,6 +20,7 @@ import re
 
 import nh3
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
+from nbformat import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 ALLOWED_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "del", "details", "div", "em", "h1", "h2", "h3",
@@ -88,8 +89,6 @@ def _clean_output(output: dict) -> dict | None:
 def strip_metadata(nb) -> None:
     """Keep only what grading reads of a handed-in notebook (nbgrader's cell metadata): a student's tags,
     attachments, widgets, kernel or title can neither crash nbgrader's validation nor reach a page."""
-    from nbformat import NotebookNode
-
     nb.metadata = NotebookNode(NOTEBOOK_METADATA)  # nbgrader sets the kernel it grades with anyway
     for cell in nb.cells:
         nbgrader = cell.get("metadata", {}).get("nbgrader")
@@ -99,8 +98,6 @@ def strip_metadata(nb) -> None:
 
 def sanitize(nb) -> None:
     """Make the notebook ``nb`` (an nbformat NotebookNode) inert, in place."""
-    from nbformat import NotebookNode
-
     strip_metadata(nb)
     for cell in nb.cells:
         if cell.cell_type == "raw":

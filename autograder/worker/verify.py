@@ -8,26 +8,24 @@ kernel), and returns a ``Verdict`` per test. ``ApplyVerdicts`` is the
 nbgrader preprocessor that runs it between execution and score saving and
 replaces each autograded cell's outputs with its verdict, so nothing the
 kernel printed in a graded cell reaches the scores, the graded notebook or
-the feedback.
+the feedback. ``SaveRunReport``, the step after it, saves the verdicts for the
+worker.
 """
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 from nbformat import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Integer, Unicode
 
-from autograder.worker.job import KERNEL_GONE, VERIFIED
+from autograder.worker.execute import tell_progress
+from autograder.worker.job import VERIFIED
 from autograder.worker.measurements import Store, data_digest, key
-from autograder.worker.processes import kill_descendants
 from autograder.worker.results import Verdict
-from autograder.worker.sandbox import sweep
 from ece662.grading import checks, evidence, registry
 from ece662.grading.registry import PART4
 
@@ -50,15 +48,9 @@ class TrustedData:
 
     def original(self, framework: str) -> dict:
         """The course model's weights, canonical layout, float32 numpy arrays."""
-        if framework == "tensorflow":
-            from ece662.keras_model import read_canonical_from_checkpoint
+        from ece662.frameworks import read_course_file
 
-            state = read_canonical_from_checkpoint(self.course_file(framework))
-        else:
-            from ece662.checkpoint import read_checkpoint
-
-            state = {k: v.float().numpy() for k, v in read_checkpoint(self.course_file(framework))["state_dict"].items()}
-        return {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
+        return read_course_file(self.course_file(framework), framework)["state_dict"]
 
     def dataset(self) -> dict:
         """``get_CINIC10_data()`` of the grader's dataset, as a notebook with default settings gets it."""
@@ -162,17 +154,13 @@ def verdict_output(verdict: Verdict) -> NotebookNode:
 
 
 class ApplyVerdicts(NbGraderPreprocessor):
-    """After execution: kill what the kernel left running, verify the evidence, and make each autograded
-    cell's outputs its verdict. Unset paths default to the grader's own environment: its course model
-    folder, its dataset and ``evidence/`` beside the notebook."""
+    """After the kernel is gone: verify the evidence and make each autograded cell's outputs its verdict (the
+    verdicts and the verifier's timing also go to ``resources``). Unset paths default to the grader's own
+    environment: its course model folder, its dataset and ``evidence/`` beside the notebook."""
 
     model_dir = Unicode("", help="the grader's course model folder").tag(config=True)
     data_root = Unicode("", help="the grader's dataset folder").tag(config=True)
     evidence_dir = Unicode("", help="the folder the kernel recorded evidence in").tag(config=True)
-    report_file = Unicode("", help="where to save the RunReport (verdicts, cell status, events)").tag(config=True)
-    sandbox = Unicode("none", help="how the kernel was contained (autograder/worker/sandbox.py)").tag(config=True)
-    progress_fd = Integer(-1, help="a pipe to which 'kernel gone' and 'verified' are written as they happen (the "
-                                   "course run starts the next notebook on one of them)").tag(config=True)
     store_dir = Unicode("", help="a folder of measurements and recipe runs shared with other workers "
                                  "(autograder/worker/measurements.py); only where no kernel can write it"
                         ).tag(config=True)
@@ -185,30 +173,33 @@ class ApplyVerdicts(NbGraderPreprocessor):
                            Path(self.data_root or data_utils.dataset_root()),
                            Store(self.store_dir or None))
 
-    def _progress(self, event: str) -> None:
-        if self.progress_fd >= 0:
-            try:
-                os.write(self.progress_fd, f"{event}\n".encode())
-            except OSError:  # nobody reads any more (the pipeline gave up waiting): grading goes on
-                pass
-
     def preprocess(self, nb, resources):
-        kill_descendants()  # nothing the kernel started may still be writing evidence
-        sweep(self.sandbox)  # nor anything its user started outside this process tree
-        self._progress(KERNEL_GONE)
         folder = Path(self.evidence_dir or Path(resources.get("metadata", {}).get("path", ".")) / "evidence")
-        status = resources.get("ece662_cell_status", {})
         started, trusted = time.monotonic(), self._trusted()
-        verdicts = verify(folder, status, trusted)
-        timing = dict(resources.get("ece662_timing", {}), verify_s=round(time.monotonic() - started, 2),
-                      measurements_made=trusted.store.made, measurements_reused=trusted.store.reused)
-        self._progress(VERIFIED)
+        verdicts = resources["ece662_verdicts"] = verify(folder, resources.get("ece662_cell_status", {}), trusted)
+        resources.setdefault("ece662_timing", {}).update(verify_s=round(time.monotonic() - started, 2),
+                                                         measurements_made=trusted.store.made,
+                                                         measurements_reused=trusted.store.reused)
         for cell in nb.cells:
             gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if cell.cell_type == "code" and registry.is_autograded(gid):
                 cell.outputs = [verdict_output(verdicts[gid])]
+        return nb, resources
+
+
+class SaveRunReport(NbGraderPreprocessor):
+    """The step after ApplyVerdicts: save what it and LimitedExecute recorded in ``resources`` for the worker,
+    and tell the course run that the notebook is verified."""
+
+    report_file = Unicode("", help="where to save the RunReport").tag(config=True)
+    progress_fd = Integer(-1, help="a pipe to which 'verified' is written once it is").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        tell_progress(self.progress_fd, VERIFIED)
         if self.report_file:
-            RunReport(verdicts, status, resources.get("ece662_events", []), timing).save(Path(self.report_file))
+            RunReport(resources["ece662_verdicts"], resources.get("ece662_cell_status", {}),
+                      resources.get("ece662_events", []), resources.get("ece662_timing", {})
+                      ).save(Path(self.report_file))
         return nb, resources
 
 

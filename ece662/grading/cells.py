@@ -12,7 +12,7 @@ import os
 import sys
 import warnings
 
-from ..weights import canonical_state, helpers
+from ..frameworks import TENSORFLOW, TORCH, canonical_state, from_canonical, helpers
 from . import checks, evidence, registry
 
 _recorded: set = set()  # evidence items already written by this kernel
@@ -23,7 +23,7 @@ def grading() -> bool:
 
 
 def _mode(namespace: dict) -> str:
-    return "tensorflow" if namespace.get("mode") == "tensorflow" else "torch"
+    return TENSORFLOW if namespace.get("mode") == TENSORFLOW else TORCH
 
 
 def _fresh_model(mode: str):
@@ -119,11 +119,7 @@ def _student_context(test, namespace: dict) -> checks.Context:
     X, y = namespace["test_data"]
 
     def measure(state: dict) -> float:
-        if mode == "tensorflow":
-            from ..keras_model import from_canonical
-        else:
-            from ..model import from_canonical
-        return helpers(mode).accuracy(from_canonical(state), X, y)
+        return helpers(mode).accuracy(from_canonical(state, mode), X, y)
 
     return checks.Context(original, items, {}, measure, framework=mode)
 

@@ -23,8 +23,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..frameworks import TENSORFLOW, display_names
 from . import registry
-from .evidence import display_names
 from .registry import FINAL_SPARSITY, PART4
 
 ACCURACY_TOLERANCE = 0.0025  # recorded vs re-evaluated accuracy (a few images of 5000; frameworks differ slightly)
@@ -53,7 +53,7 @@ class Context:
                  recipe: Callable[[str, dict], dict] | None = None, framework: str = "torch"):
         self.original, self.items, self.problems = original, items, problems
         self._accuracy, self.recipe = accuracy, recipe
-        self.keras = framework == "tensorflow"
+        self.keras = framework == TENSORFLOW
         self._layer_names = display_names(framework)  # canonical layer -> the name the student's framework uses
         self.weights = "Conv2D and Dense kernels" if self.keras else "Conv2d and Linear weights"
         self.linear = "Dense" if self.keras else "Linear"

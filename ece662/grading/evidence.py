@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import SUPPORTED_MODES
+
 FORMAT, VERSION = "ece662-evidence", "1"
 ENV_DIR = "ECE662_EVIDENCE_DIR"
 MAX_JSON_BYTES = 64 * 1024
@@ -44,15 +46,6 @@ class EvidenceError(ValueError):
 
 def evidence_dir() -> Path:
     return Path(os.environ.get(ENV_DIR) or "evidence")
-
-
-def display_names(framework: str) -> dict:
-    """Canonical layer -> the name a student of ``framework`` knows it by (Keras: conv1 ... fc2; torch: itself)."""
-    if framework == "tensorflow":
-        from ..keras_model import CANONICAL_PREFIX
-
-        return {canonical: keras for keras, canonical in CANONICAL_PREFIX.items()}
-    return {}
 
 
 # ------------------------------------------------------------------ writing (in the kernel)
@@ -186,7 +179,7 @@ def _check_meta(meta: dict, item) -> None:
     if meta.get("kind") != item.kind or meta.get("source") != item.source:
         raise EvidenceError(f"holds a {_short(meta.get('kind'))} of {_short(meta.get('source'))}, expected a "
                             f"{item.kind} of {item.source!r}")
-    if meta.get("framework") not in ("torch", "tensorflow"):
+    if meta.get("framework") not in SUPPORTED_MODES:
         raise EvidenceError("names no known framework")
 
 

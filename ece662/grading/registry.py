@@ -13,10 +13,15 @@ settings cell from it.
 * Add a test: an entry here, its check in ``ece662/grading/checks.py``, a graded
   cell ``run_test("<grade id>", globals())`` in the source notebook with that
   grade id (``make release`` refuses a notebook whose graded cells are not this
-  file's), and the example submissions' expected points in ``tests/test_grading.py``
+  file's), and the example submissions' expected points in ``tests/end_to_end/test_grading.py``
   where they change.
 """
 from dataclasses import dataclass
+
+# The assignment's identity, shared by the grader and ``ece662.submit``: its nbgrader id and its notebook's name
+ASSIGNMENT = "pruning"
+NOTEBOOK_ID = "pruning"  # the notebook's name without ``.ipynb``, as nbgrader's gradebook names it
+NOTEBOOK = f"{NOTEBOOK_ID}.ipynb"
 
 UNSTRUCTURED_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 STRUCTURED_LEVELS = (0.2, 0.5, 0.8)
@@ -135,9 +140,10 @@ QUESTIONS = (
     ManualQuestion("q3_answer", "q3", 5, "Inline Question 3: pruning during vs after training"),
 )
 
-# Ungraded cells that autograding skips: nothing graded depends on them, and they only cost time (Part 4's control
-# and plot are the last code cells: about 9 s of a 77 s graded notebook at full size).
-NOT_RUN_WHEN_GRADED = ("part3_compare", "part4_control", "part4_plot")
+# Ungraded cells that autograding skips: they only measure and plot, nothing graded or run later needs what they
+# define (the sweeps before the plots still run, so every name a student might use later exists), and they cost
+# time: Parts 1 and 2's plots were 17 s of a 40 s graded notebook at full size (benchmarks/REPORT.md, P4d).
+NOT_RUN_WHEN_GRADED = ("part1_plot", "part2_plot", "part3_compare", "part4_control", "part4_plot")
 
 _BY_ID = {t.grade_id: t for t in TESTS}
 

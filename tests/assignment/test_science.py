@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import reference
+from autograder.reference import solution
 from autograder.course.profile import premises
 from ece662 import data_utils, train
 from ece662.grading.registry import PART4
 
 SAMPLE_EPOCHS = 10
 MODES = ["torch"] + (["tensorflow"] if importlib.util.find_spec("tensorflow") else [])
-NOTEBOOK = Path(__file__).resolve().parent.parent / "assignment" / "pruning" / "pruning.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "assignment" / "pruning" / "pruning.ipynb"
 ABOUT = 0.02  # "about N%": within 2 percentage points
 PART1_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
@@ -97,11 +97,11 @@ def measure(mode: str, data: dict) -> dict:
     """What a student's run of the notebook shows on ``data``, for the claims of ``CLAIMS``."""
     from ece662.compaction import remove_zero_filters
     from ece662.plots import correct_on, layer_sensitivity, measure_curve, paired_interval
-    from ece662.weights import canonical_state, count_macs, helpers
+    from ece662.frameworks import canonical_state, helpers
+    from ece662.weights import count_macs
 
-    helper, prefix = helpers(mode), "keras_" if mode == "tensorflow" else ""
-    prune_to, prune_filters = (getattr(reference, prefix + name) for name in ("prune_unstructured_to",
-                                                                               "prune_filters"))
+    helper, reference = helpers(mode), solution(mode)
+    prune_to, prune_filters = reference.prune_unstructured_to, reference.prune_filters
     test = [data["X_test"], data["y_test"]]
 
     def load():

@@ -1,4 +1,5 @@
-"""Student content made inert (autograder/worker/sanitize.py); the browser checks are in tests/test_red_team.py."""
+"""Student content made inert (autograder/worker/sanitize.py): the cleaners, and SanitizeNotebook on a small notebook;
+the browser checks are in tests/end_to_end/test_red_team.py."""
 from html.parser import HTMLParser
 
 import nbformat
@@ -10,9 +11,9 @@ from autograder.worker.sanitize import (
     ALLOWED_TAGS,
     NO_MATH,
     NOTEBOOK_METADATA,
+    SanitizeNotebook,
     clean_markdown,
     csv_cell,
-    sanitize,
     strip_metadata,
 )
 
@@ -62,9 +63,10 @@ def test_clean_markdown_renders_again_unchanged():
     assert 'href="https://example.org"' in html and "<table>" in html and "&lt;b&gt;code" in html
 
 
-def test_notebook_keeps_only_passive_outputs_and_nbgrader_metadata():
+def test_the_graded_notebook_keeps_only_passive_content_and_nbgrader_metadata():
     nb = nbformat.v4.new_notebook(metadata={"title": "</title><script>x</script>", "kernelspec": {"name": "python3", "display_name": "Python 3"}})
     code = nbformat.v4.new_code_cell("x", metadata={"tags": ['a" onclick="x'], "nbgrader": {"grade_id": "c"}})
+    code.execution_count = "1 onmouseover=y"
     code.outputs = [
         nbformat.v4.new_output("display_data", data={"text/html": "<script>x</script>", "text/plain": "ok"}),
         nbformat.v4.new_output("display_data", data={"image/png": 'x" onerror="y'}),
@@ -73,13 +75,16 @@ def test_notebook_keeps_only_passive_outputs_and_nbgrader_metadata():
         nbformat.v4.new_output("stream", name="stdout", text="<b>printed</b>"),
     ]
     raw = nbformat.v4.new_raw_cell("<script>x</script>", metadata={"format": "text/html"})
-    nb.cells = [code, raw]
-    sanitize(nb)
+    text = nbformat.v4.new_markdown_cell("An answer <img src=x onerror=alert(1)>", attachments={"a.png": {}})
+    nb.cells = [code, raw, text]
+    SanitizeNotebook().preprocess(nb, {})
     assert dict(nb.metadata) == NOTEBOOK_METADATA
     assert dict(code.metadata) == {"nbgrader": {"grade_id": "c"}}
     assert [o.get("data") for o in code.outputs if "data" in o] == [{"text/plain": "ok"}, {"image/png": "iVBORw0KGgo="}]
     assert all(o.get("metadata", {}) == {} for o in code.outputs)
+    assert code.execution_count is None
     assert raw.cell_type == "markdown" and "<script" not in raw.source
+    assert "onerror" not in text.source and "An answer" in text.source and "attachments" not in text
     nbformat.validate(nb)
 
 

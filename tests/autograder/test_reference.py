@@ -1,4 +1,4 @@
-"""The source notebook's solution is the reference solution (autograder/reference.py): the same weights, bit for bit.
+"""The source notebook's solution is the reference solution (autograder/reference/): the same weights, bit for bit.
 
 The grader runs Part 4's recipe with the reference and the example submissions are built from it, so a
 solution cell that drifted from it would grade students against another answer than the one they are taught.
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from autograder import reference
+from autograder.reference import solution as reference_solution
 from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, REPO, SOURCE_DIR
 from ece662 import data_utils
 from ece662.grading.registry import PART4, STRUCTURED_LEVELS, UNSTRUCTURED_LEVELS
@@ -23,6 +23,8 @@ from ece662.pruning_helper import (
     prunable_layers,
     train_epoch,
 )
+
+reference = reference_solution("torch")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ feedback pages to Canvas.
 Fast tests cover collection (hand matches too), the Canvas roster, what
 ``canvas.csv`` leaves empty, the summaries, the carry-over of manual work on a
 gradebook filled through nbgrader's API, and the feedback upload to a Canvas
-stand-in (``tests/canvas_stand_in.py``); ``test_whole_loop`` grades a
+stand-in (``tests/support/canvas_stand_in.py``); ``test_whole_loop`` grades a
 Canvas-style zip for real, opens formgrader's printed link in a fresh headless
 Chromium, grades by hand through nbgrader's Gradebook API, exports, regrades
 and uploads the feedback.
@@ -33,20 +33,21 @@ from autograder.course.canvas_feedback import (
     page_name,
     upload_feedback,
 )
-from autograder.course.collect import HAND_MATCHES, Collection, Submission, collect
-from autograder.course.export import autograded_notebook, canvas_scores, export
+from autograder.course.collect import Collection, Submission, collect
+from autograder.course.export import export
 from autograder.course.formgrade import SERVING, serving_pid, warn_if_served
 from autograder.course.gradebook import Mark, describe_work, read_marks
 from autograder.course.grades import PENDING, STATUS_UNMATCHED_FILE, final_grades
+from autograder.grading_folder import GradingFolder
 from autograder.course.pipeline import Limits, grade
+from autograder.course.publish import canvas_scores
 from autograder.course.release import prepare_template
 from autograder.course.roster import POINTS_POSSIBLE, read_roster
-from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK
+from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, NOTEBOOK_ID
 from autograder.worker.results import STATUS_INVALID, STATUS_MISSING, GradingResult
 from demo.examples import EXAMPLES
 from ece662.grading import registry
 
-NOTEBOOK_ID = Path(NOTEBOOK).stem
 COLUMN = "Pruning (12345)"
 QUESTIONS = [q.grade_id for q in registry.QUESTIONS]
 LIMITS = Limits(cell_timeout=60, notebook_timeout=400, memory_mb=6144)
@@ -153,7 +154,7 @@ def test_a_file_matched_by_hand_is_graded_and_remembered(tmp_path):
     later runs remember it."""
     archive = write_zip(tmp_path / "submissions.zip", {"smithjohn_111_9001_pruning.ipynb": b"{}",
                                                        "1009.ipynb": b"{}", "notes.txt": b""})
-    remembered = tmp_path / "out" / HAND_MATCHES
+    remembered = GradingFolder(tmp_path / "out").hand_matches
     remembered.parent.mkdir()
     assert collect(archive, tmp_path / "s1").unmatched == ["1009.ipynb", "notes.txt"]
     found = collect(archive, tmp_path / "s2", match=["1009.ipynb=1009"], remembered=remembered)
@@ -199,14 +200,14 @@ def test_roster_reads_a_canvas_export(tmp_path):
 
 def test_a_question_is_pending_until_graded_and_nothing_is_scored_when_nothing_could_be_graded():
     q = QUESTIONS[0]
-    graded = GradingResult("a", graded_notebook="a.ipynb", scores={t.grade_id: t.points for t in registry.TESTS})
+    automatic = {t.grade_id: t.points for t in registry.TESTS} | dict.fromkeys(QUESTIONS)  # as the worker decides
+    graded = GradingResult("a", graded_notebook="a.ipynb", scores=automatic)
     unreadable = GradingResult.failed("b", "invalid notebook", "not a notebook")
-    waiting, answered_blank = Mark(None, None, None, True), Mark(0.0, None, None, False)
+    answered_blank = GradingResult("c", graded_notebook="c.ipynb", scores=automatic | {QUESTIONS[1]: 0.0})
     collection = Collection({s: Submission(s, f"{s}.ipynb", f"{s}.ipynb") for s in "abc"})
     grades = {g.student: g for g in final_grades(
-        collection, {"a": graded, "b": unreadable, "c": graded},
-        {"a": {q: waiting}, "b": {q: waiting}, "c": {q: Mark(None, 4.0, 0.5, False), QUESTIONS[1]: answered_blank}},
-        {"c": {q: "well argued"}})}
+        collection, {"a": graded, "b": unreadable, "c": answered_blank},
+        {"a": {q: Mark(None, None)}, "b": {q: Mark(None, None)}, "c": {q: Mark(4.0, 0.5)}}, {"c": {q: "well argued"}})}
     assert grades["a"].scores[q] is None and grades["a"].total() is None
     assert grades["a"].part_scores()[registry.part_of(q)] is None
     assert grades["b"].scores == {} and grades["b"].total() is None and grades["b"].pending() == []
@@ -260,6 +261,13 @@ def _set_manual(db: Path, student: str, cell: str, score: float, comment: str | 
         gb.db.commit()
 
 
+def _auto_score(db: Path, student: str, cell: str) -> float | None:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{db}") as gb:  # what formgrader shows
+        return gb.find_grade(cell, NOTEBOOK_ID, ASSIGNMENT, student).auto_score
+
+
 def test_manual_work_is_kept_where_its_cells_did_not_change(tmp_path):
     out, subs = tmp_path / "out", tmp_path / "subs"
     subs.mkdir()
@@ -293,8 +301,8 @@ def test_manual_work_is_kept_where_its_cells_did_not_change(tmp_path):
     assert marks["ann"][q1].manual_score == 3.0 and comments["ann"][q1] == "comment for ann"
     assert marks["bob"][q1].manual_score is None and q1 not in comments["bob"]
     assert marks["bob"][test1].manual_score == 0.0 and marks["cy"][test1].manual_score is None
-    assert marks["cy"][test1].auto_score == registry.TESTS[0].points  # the test's own score is back
-    assert marks["ann"][test2].auto_score == 0.0  # formgrader shows the new score
+    assert _auto_score(out / "gradebook.db", "cy", test1) == registry.TESTS[0].points  # the test's own score is back
+    assert _auto_score(out / "gradebook.db", "ann", test2) == 0.0  # formgrader shows the new score
     rows = rows_by_student(out / "grades.csv")
     assert rows["ann"][column(registry.part_of(q1))] == "3" and rows["bob"][column(registry.part_of(q1))] == PENDING
     assert rows["ann"][f"total (/{registry.total():g})"] == PENDING  # q2 is still to grade
@@ -578,7 +586,7 @@ def test_whole_loop(course_env, tmp_path, canvas, capsys):
     assert "matched by hand" in rows["1009"]["detail"] and "readme.txt" in rows
     assert {r[1]: r[5] for r in read_csv(out / "canvas.csv")[2:]}["555"] == "0"  # --zero-missing
     assert "Please see me." in (out / "feedback" / "222.html").read_text()
-    assert autograded_notebook(out, "222").is_file()
+    assert GradingFolder(out).autograded_notebook("222").is_file()
 
     # a rerun of the upload sends only what changed: 222's new scores
     second = _uploads(out, canvas)

@@ -45,7 +45,7 @@ FULL = registry.autograded_total()
 
 FORGER = r'''
 import json, os, time
-for secret in ("/autograder/source/gradebook.db", "/autograder/source/autograder/reference.py"):
+for secret in ("/autograder/source/gradebook.db", "/autograder/source/autograder/reference/torch.py"):
     try:
         open(secret).close()
         print("READ", secret)

@@ -38,7 +38,7 @@ unmount(folder)
 
 def test_private_tmpfs_caps_files_and_bytes_and_is_seen_by_no_one_else():
     probe = subprocess.Popen([sys.executable, "-c", TMPFS_PROBE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True, cwd=Path(__file__).resolve().parent.parent)
+                             text=True, cwd=Path(__file__).resolve().parents[3])
     report = json.loads(probe.stdout.readline())
     if report is None:
         probe.communicate("\n")

@@ -120,7 +120,8 @@ def test_paired_interval_counts_only_the_images_the_models_disagree_on():
 
 def test_costs_count_non_zero_parameters_and_the_work_left(course_env):
     from ece662.compaction import remove_zero_filters
-    from ece662.weights import canonical_state, count_macs, count_parameters
+    from ece662.frameworks import canonical_state
+    from ece662.weights import count_macs, count_parameters
 
     dense = canonical_state(load_model(course_env))
     assert count_parameters(dense)[0] == count_parameters(dense)[1] == 582_026

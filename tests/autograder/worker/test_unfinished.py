@@ -8,10 +8,11 @@ import sys
 import nbformat
 
 from autograder.course.collect import Collection, Submission
-from autograder.course.export import canvas_scores, print_actions
 from autograder.course.feedback import exporter, feedback_html
-from autograder.course.grades import final_grades, save_grade_options, write_grades_csv
+from autograder.course.grades import final_grades, print_actions, save_grade_options
+from autograder.course.publish import canvas_scores, write_grades_csv
 from autograder.course.release import prepare_template
+from autograder.grading_folder import GradingFolder
 from autograder.worker.job import Job, Limits
 from autograder.worker.results import STATUS_CRASHED, STATUS_TIMED_OUT, GradingResult
 from demo.examples import EXAMPLES
@@ -96,7 +97,7 @@ def test_what_the_machine_may_have_stopped_is_graded_again_alone(tmp_path, monke
         return GradingResult.failed(job.student, STATUS_TIMED_OUT, "grading did not finish within 3900 s")
 
     monkeypatch.setattr(pipeline, "run_worker", run_alone)
-    pipeline._regrade_alone(jobs, results, tmp_path, verbose=False)
+    pipeline._regrade_alone(jobs, results, GradingFolder(tmp_path), verbose=False)
     assert runs == ["a"] and results["b"] is looping
     assert results["a"].detail.endswith("; the same when graded again alone")
     assert GradingResult.load(tmp_path / "a.json").detail == results["a"].detail

@@ -2,7 +2,7 @@
 
 Each ``Attack`` builds a notebook from the release (with ``demo/examples.py``' helpers), names the
 autograded tests it earns honestly (every other autograded test must score 0) and the status it must
-get. ``tests/test_red_team.py`` grades ``ATTACKS`` in one sandboxed run and ``UNSANDBOXED`` in a second
+get. ``tests/end_to_end/test_red_team.py`` grades ``ATTACKS`` in one sandboxed run and ``UNSANDBOXED`` in a second
 run without the sandbox. Builders take ``probe``, a folder outside the grading output that the test
 prepares (a victim file, a classmate's evidence) and inspects after.
 

@@ -3,7 +3,7 @@
 The handout is built from the session's tiny course model and unpacked; a correct notebook is checked with
 ``submit`` from the unpacked folder (which imports that folder's ``ece662``) and the file it writes is graded
 by the pipeline inside a Canvas bulk-download zip; broken notebooks get one sentence per problem. The same
-handout in a fresh virtual environment made from its ``requirements.txt`` alone is ``tests/test_handout_venv.py``.
+handout in a fresh virtual environment made from its ``requirements.txt`` alone is ``tests/autograder/course/test_handout_venv.py``.
 """
 import json
 import os
@@ -116,13 +116,14 @@ def _leaks(secrets: set[str], files: dict[str, str]) -> dict[str, list[str]]:
 def test_no_solution_and_nothing_of_the_reference_solution_in_any_file(handout):
     archive, _ = handout
     solutions = _telling(_solution_lines(REPO / SOURCE_DIR / ASSIGNMENT / NOTEBOOK))
-    reference = _telling({line.strip() for line in (REPO / "autograder" / "reference.py").read_text().splitlines()})
+    reference_code = "\n".join(p.read_text() for p in sorted((REPO / "autograder" / "reference").glob("*.py")))
+    reference = _telling({line.strip() for line in reference_code.splitlines()})
     assert len(solutions) > 30 and len(reference) > 20  # code and model answers, both frameworks
     with zipfile.ZipFile(archive) as z:
         files = {n: z.read(n).decode("utf-8", errors="replace") for n in z.namelist()}
     # the checker finds them where they are
     assert _leaks(solutions, {"source": (REPO / SOURCE_DIR / ASSIGNMENT / NOTEBOOK).read_text()})
-    assert _leaks(reference, {"reference": (REPO / "autograder" / "reference.py").read_text()})
+    assert _leaks(reference, {"reference": reference_code})
     assert _leaks(solutions | reference, files) == {}
     for word in ("Model answer", "Rubric", "BEGIN SOLUTION", "BEGIN HIDDEN TESTS"):
         assert not any(word in text for text in files.values()), word
@@ -243,16 +244,20 @@ def test_submit_explains_each_problem_in_one_sentence(handout):
     nbformat.write(nb, folder / "broken.ipynb")
     said = []
     report = submit.check(folder / "broken.ipynb", say=said.append)
+    n = {c.get("id"): i for i, c in enumerate(nb.cells, 1)}  # the cell numbers Jupyter shows
     expected = [
         "The test cell 'test_part1_global' is missing",
         "The test cell 'test_part2_scope' is missing",
-        "Cell 20 ('my_test') is a locked cell of the handout but was changed",
-        "Cell 4 ('setup') is a locked cell of the handout but was changed",
-        "The test cell 'test_part4_gradual' (cell 34) was changed, and grading runs the original test instead",
-        "Cell 5 (\"raise ValueError('my own mistake')\") raised ValueError: my own mistake.",
-        "Cell 8 ('part1_code') still raises NotImplementedError: replace its `raise NotImplementedError()` lines",
-        "Cell 13 ('part1_plot') raised NotImplementedError: a function of yours that it calls is not written yet.",
-        "The public check of 'test_part1_cumulative' (cell 9) failed: AssertionError: ",
+        f"Cell {n['my_test']} ('my_test') is a locked cell of the handout but was changed",
+        f"Cell {n['setup']} ('setup') is a locked cell of the handout but was changed",
+        f"The test cell 'test_part4_gradual' (cell {n['test_part4_gradual']}) was changed, and grading runs the "
+        "original test instead",
+        f"Cell {n['setup'] + 1} (\"raise ValueError('my own mistake')\") raised ValueError: my own mistake.",
+        f"Cell {n['part1_code']} ('part1_code') still raises NotImplementedError: replace its "
+        "`raise NotImplementedError()` lines",
+        f"Cell {n['part1_sweep']} ('part1_sweep') raised NotImplementedError: a function of yours that it calls is "
+        "not written yet.",
+        f"The public check of 'test_part1_cumulative' (cell {n['test_part1_cumulative']}) failed: AssertionError: ",
     ]
     for start in expected:
         assert any(p.startswith(start) for p in report.problems), (start, report.problems)
@@ -296,7 +301,9 @@ def test_submit_checks_size_and_duplicated_cells_without_running(tmp_path):
     assert len(report.problems) == 2, report.problems
     assert re.match(rf".*{NOTEBOOK} is \d+\.\d MB, more than {submit.MAX_MB} MB, because of large outputs",
                     report.problems[0])
-    assert report.problems[1].startswith("The test cell 'test_part2_filters' appears 2 times (cells 19, 40)")
+    first = next(i for i, c in enumerate(nb.cells, 1) if c.get("id") == "test_part2_filters")
+    assert report.problems[1].startswith(
+        f"The test cell 'test_part2_filters' appears 2 times (cells {first}, {len(nb.cells)})")
     assert submit.graded_cell_problems(release_notebook()) == []  # the notebook as handed out has none
 
 

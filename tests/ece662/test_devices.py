@@ -15,6 +15,7 @@ from torch.nn.utils import prune
 from ece662 import data_utils, latency
 from ece662.compaction import remove_zero_filters
 from ece662.devices import copy_to, model_device, on_cpu
+from ece662.frameworks import canonical_state
 from ece662.grading import cells, registry
 from ece662.pruning_helper import (
     canonical_weights,
@@ -29,7 +30,6 @@ from ece662.pruning_helper import (
     test_model,
     train_epoch,
 )
-from ece662.weights import canonical_state
 
 GPUS = [pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
         pytest.param("mps", marks=pytest.mark.skipif(not torch.backends.mps.is_available(), reason="no MPS device"))]

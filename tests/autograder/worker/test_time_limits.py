@@ -111,7 +111,7 @@ def test_a_killed_kernel_says_how_it_ended(tmp_path):
 
 
 def test_a_kernel_that_hangs_at_start_says_so(tmp_path, monkeypatch):
-    """(One that exits at start: tests/test_unfinished.py, through the whole grading path.)"""
+    """(One that exits at start: tests/autograder/worker/test_unfinished.py, through the whole grading path.)"""
     spec = tmp_path / "jupyter" / "kernels" / "hangs"
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(json.dumps({"argv": [sys.executable, "-c", "import time; time.sleep(60)"],

@@ -15,7 +15,7 @@ from autograder.worker.job import Limits
 from autograder.worker.measurements import store_folder
 from ece662 import data_utils
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 
 
 def write_dataset(root: Path) -> Path:

@@ -20,12 +20,12 @@ keras_helper = pytest.importorskip("ece662.keras_helper")  # imports TensorFlow 
 import keras  # noqa: E402
 
 from ece662 import data_utils, train  # noqa: E402
+from ece662.frameworks import read_course_file  # noqa: E402
 from ece662.compaction import remove_zero_filters as remove_zero_filters_torch  # noqa: E402
 from ece662.keras_model import (
     canonical_state,
     from_canonical,
     keras_state_from_canonical,
-    read_canonical_from_checkpoint,
     read_keras_checkpoint,
 )
 from ece662.model import SmallCNN  # noqa: E402
@@ -45,7 +45,7 @@ from ece662.pruning_helper import (
     test_model,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def torch_state(model: nn.Module) -> dict:
@@ -104,11 +104,11 @@ def test_seed_calls_verbatim_in_tensorflow_mode(tf_model_file, course_env, data,
 def test_archive_is_read_without_tensorflow(tf_model_file, course_env):
     header = read_keras_checkpoint(tf_model_file)
     assert header["architecture"] == "SmallCNN" and header["meta"] == read_checkpoint(course_env)["meta"]
-    state = read_canonical_from_checkpoint(tf_model_file)
+    state = read_course_file(tf_model_file, "tensorflow")["state_dict"]
     expected = torch_state(load_model(course_env))
     assert all(np.array_equal(state[k], expected[k]) for k in expected) and state.keys() == expected.keys()
-    probe = ("import sys; from ece662.keras_model import read_canonical_from_checkpoint as r; "
-             f"s = r({str(tf_model_file)!r}); print(len(s), 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    probe = ("import sys; from ece662.frameworks import read_course_file as r; "
+             f"s = r({str(tf_model_file)!r}, 'tensorflow')['state_dict']; print(len(s), 'tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.split() == ["10", "False", "False"]
 
@@ -125,11 +125,11 @@ def test_torch_mode_never_imports_tensorflow(course_env):
 def test_tensorflow_mode_never_imports_torch(tf_model_file):
     """What a TensorFlow notebook's cells run, Part 3 and the graded cells' imports included, with torch blocked."""
     probe = ("import sys, numpy as np; sys.modules['torch'] = None; "
-             "from ece662.keras_helper import *; from ece662 import plots, weights, latency, data_utils, grading; "
+             "from ece662.keras_helper import *; from ece662 import plots, weights, frameworks, latency, data_utils, grading; "
              f"m = load_model({str(tf_model_file)!r}, mode='tensorflow'); "
              "test_model(m, [np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4)], mode='tensorflow'); "
              "k, b = m.layers[0].get_weights(); m.layers[0].set_weights([k * (np.arange(k.shape[-1]) % 2), b * 0]); "
-             "small = remove_zero_filters(m); weights.count_macs(weights.canonical_state(small)); "
+             "small = remove_zero_filters(m); weights.count_macs(frameworks.canonical_state(small)); "
              "s = latency.compare_latency({'zeroed': m, 'removed': small}, batch_size=4, rounds=1); "
              "print(sorted(s), small.layers[0].get_weights()[0].shape[-1] < k.shape[-1])")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)

@@ -11,12 +11,14 @@ import pytest
 import torch
 import torch.nn.utils.prune as prune
 
-from autograder import reference
+from autograder.reference import solution
 from autograder.worker.verify import RAN, TrustedData, verify
 from ece662 import data_utils
 from ece662.grading import cells, evidence, registry
 from ece662.grading.registry import PART4
 from ece662.pruning_helper import clone_model, load_model, model_path, prunable_layers, test_model, train_epoch
+
+reference = solution("torch")
 
 
 def part_points(part: str) -> float:

@@ -1,4 +1,4 @@
-"""Red team: submissions built to get points their work does not earn (tests/attacks.py), and malformed
+"""Red team: submissions built to get points their work does not earn (tests/support/attacks.py), and malformed
 evidence handed straight to the verifier.
 
 One session-wide grading run (two workers, sandboxed where this machine can) grades every attack; a
