@@ -20,6 +20,7 @@ from autograder.course.release import release
 from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, SOURCE_DIR
 from demo.examples import write_examples
 from ece662 import data_utils, pruning_helper
+from ece662.frameworks import read_course_file
 from ece662.datasets.synthetic import write_synthetic_dataset
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,7 +59,7 @@ def prepare_model(info: dict, mode: str) -> Path:
 
     path = pruning_helper.model_path(mode)
     if path.is_file():
-        trained_on = pruning_helper.model_metadata(path, mode).get("dataset", {})
+        trained_on = read_course_file(path, mode).get("meta", {}).get("dataset", {})
         if trained_on.get("content_id") == info["content_id"]:
             print(f"Model {path} was trained on this data; reusing it")
             return path

@@ -4,27 +4,9 @@ A mode is 'torch' or 'tensorflow'. ``helpers(model_or_mode)`` is the helper modu
 only when needed, so a TensorFlow notebook never loads torch). Canonical weights are float32 numpy arrays named
 and shaped like the torch SmallCNN's ``state_dict`` (``ece662/architecture.py``), whatever the framework.
 """
-import functools
-import sys
-
 import numpy as np
 
-from .paths import SUPPORTED_MODES
-
-TORCH, TENSORFLOW = SUPPORTED_MODES
-_KERAS_PACKAGES = ("keras", "tf_keras", "tensorflow")
-
-
-def framework_of(model) -> str | None:
-    """'torch' for a torch module, 'tensorflow' for a Keras model, None for anything else (imports neither)."""
-    torch, keras = sys.modules.get("torch"), sys.modules.get("keras")  # a model's framework is loaded already
-    if torch is not None and isinstance(model, torch.nn.Module):
-        return TORCH
-    if keras is not None and isinstance(model, keras.Model):
-        return TENSORFLOW
-    if type(model).__module__.split(".")[0] in _KERAS_PACKAGES:  # tf_keras (Keras 2) models too
-        return TENSORFLOW
-    return None
+from .modes import TENSORFLOW, TORCH, framework_of, keras_counterpart, require  # noqa: F401 (the switch's names)
 
 
 def helpers(model_or_mode):
@@ -32,22 +14,12 @@ def helpers(model_or_mode):
     Keras model."""
     mode = model_or_mode if isinstance(model_or_mode, str) else framework_of(model_or_mode)
     if mode == TENSORFLOW:
-        from . import keras_helper
+        from .modes import keras_helper
 
-        return keras_helper
+        return keras_helper()
     from . import pruning_helper
 
     return pruning_helper
-
-
-def keras_counterpart(fn):
-    """Hand a Keras model to the function of the same name in ``ece662.keras_helper`` (a torch helper's decorator)."""
-    @functools.wraps(fn)
-    def dispatch(model, *args, **kwargs):
-        if framework_of(model) == TENSORFLOW:
-            return getattr(helpers(TENSORFLOW), fn.__name__)(model, *args, **kwargs)
-        return fn(model, *args, **kwargs)
-    return dispatch
 
 
 def canonical_state(model) -> dict:

@@ -41,7 +41,7 @@ from .checkpoint import (  # noqa: F401 (ModelFileError: the notebook's and stud
 )
 from .data_utils import EVAL_BATCH_SIZE, TRAIN_BATCH_SIZE
 from .devices import model_device, on_cpu
-from .frameworks import TORCH, helpers, keras_counterpart, read_course_file
+from .modes import TORCH, keras_counterpart, keras_helper
 from .model import build_model
 from .paths import check_mode as _check_mode
 from .paths import model_path  # noqa: F401 (the notebook imports it from here)
@@ -93,11 +93,6 @@ def _other_architecture_error(state: dict, path: Path) -> ModelFileError:
     )
 
 
-def model_metadata(path, mode: str = "torch") -> dict:
-    """What a course model file records about its training (dataset, accuracy, settings), in either mode."""
-    return read_course_file(path, mode).get("meta", {})
-
-
 def _course_model(state: dict, path: Path, config: dict | None = None) -> nn.Module:
     state = fold_pruning(state)
     inferred = course_config(state)
@@ -120,7 +115,7 @@ def load_model(path, mode="torch", trust_pickle: bool = False) -> nn.Module:
     path = check_model_file(path, mode)
     _check_mode(mode)
     if mode != TORCH:
-        return helpers(mode).load_model(path)
+        return keras_helper().load_model(path)
     content = read_torch_file(path, trust_pickle)
     state, ckpt = _state_from_file(content, path)
     if isinstance(content, nn.Module) and course_config(fold_pruning(state)) is None:

@@ -23,9 +23,9 @@ from autograder.course.gradebook import (
     restore_manual_work,
 )
 from autograder.course.grades import print_actions
-from autograder.grading_folder import GradingFolder
 from autograder.course.publish import publish
 from autograder.course.roster import load_roster, remember_roster
+from autograder.grading_folder import GradingFolder
 from autograder.worker.results import STATUS_TAMPERED
 from autograder.worker.sandbox import BUBBLEWRAP, NONE, describe
 from ece662.grading import registry

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from autograder.grading_folder import GradingFolder
 from autograder.course.publish import load_output, publish
 from autograder.course.roster import ASSIGNMENT_COLUMN, load_roster
+from autograder.grading_folder import GradingFolder
 from autograder.nbgrader_course import ASSIGNMENT
 
 TOKEN_VARIABLE = "CANVAS_API_TOKEN"

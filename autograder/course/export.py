@@ -17,9 +17,9 @@ nothing.
 from pathlib import Path
 
 from autograder.course.grades import count_students, print_actions
-from autograder.grading_folder import GradingFolder
 from autograder.course.publish import canvas_scores, load_output, publish
 from autograder.course.roster import load_roster, remember_roster
+from autograder.grading_folder import GradingFolder
 from autograder.nbgrader_course import ASSIGNMENT
 
 

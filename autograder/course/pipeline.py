@@ -38,15 +38,15 @@ from autograder.course.aggregate import finish, print_summary
 from autograder.course.collect import collect
 from autograder.course.formgrade import warn_if_served
 from autograder.course.grades import save_grade_options
-from autograder.grading_folder import GradingFolder
 from autograder.course.release import prepare_template, source_notebook
 from autograder.course.roster import read_roster
 from autograder.course.spare_workers import SpareWorkers
+from autograder.grading_folder import GradingFolder
+from autograder.worker.cgroup import caps_for
 from autograder.worker.fingerprint import course_fingerprint, job_key
 from autograder.worker.job import Limits, new_job, readable_paths, run_worker
 from autograder.worker.measurements import store_folder
 from autograder.worker.results import STATUS_INVALID_UPLOAD, UNFINISHED, GradingResult
-from autograder.worker.cgroup import caps_for
 from autograder.worker.sandbox import AUTO, BUBBLEWRAP, NONE, OFF, ON, describe_bounds, sandbox_unavailable_reason
 
 

@@ -15,8 +15,8 @@ from autograder.course.collect import Collection
 from autograder.course.feedback import exporter, feedback_html
 from autograder.course.gradebook import read_marks
 from autograder.course.grades import final_grades, points_text
-from autograder.grading_folder import GradingFolder
 from autograder.course.roster import POINTS_POSSIBLE
+from autograder.grading_folder import GradingFolder
 from autograder.worker.results import STATUS_MISSING, GradingResult
 from autograder.worker.sanitize import csv_cell
 from ece662.grading import registry

@@ -144,13 +144,6 @@ class KernelCgroup:
             return int(fields.get("oom_kill", 0))
         return 0
 
-    def peak_bytes(self) -> int | None:
-        """The most memory the group held at once (for measurements), where the kernel reports it."""
-        for name in ("memory.peak", "memory.max_usage_in_bytes"):
-            with contextlib.suppress(OSError, ValueError):
-                return int((self.folders["memory"] / name).read_text())
-        return None
-
     def remove(self) -> None:
         """Kill every process in the cgroup, then remove it."""
         _kill_and_remove(list(dict.fromkeys(self.folders.values())))

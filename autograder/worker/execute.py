@@ -377,8 +377,8 @@ def tell_progress(fd: int, event: str) -> None:
 
 
 class KillLeftovers(NbGraderPreprocessor):
-    """The step after LimitedExecute: nothing the kernel started may still run, and write evidence, once the
-    verifier reads it."""
+    """The step after LimitedExecute: kill what the kernel started, so that nothing of it still runs (or writes
+    evidence) when the verifier reads the evidence."""
 
     sandbox = Unicode(NONE, help="how the kernel was contained (autograder/worker/sandbox.py)").tag(config=True)
     progress_fd = Integer(-1, help="a pipe to which 'kernel gone' is written once it is").tag(config=True)

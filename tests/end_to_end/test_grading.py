@@ -60,12 +60,11 @@ EXPECTED = {
     # the recipe from another start than `one_shot_model` (a random 95% mask): the fine-tune earns nothing, the
     # gradual run its points
     "wrong_finetune_random_start": ({"test_part4_finetuned", "test_part4_accuracies"}, "graded"),
-    # TensorFlow mode: the same mistakes lose the same points
+    # TensorFlow mode: the same mistakes in Parts 1 and 2 lose the same points (Part 4 left undone in these)
     "tf_correct": (set(), "graded"),
     "tf_wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model"} | PART4, "graded"),
-    "tf_wrong_per_layer": ({"test_part1_global", "test_part1_final_model", "test_part4_gradual",
-                            "test_part4_accuracies"}, "graded"),
-    "tf_wrong_structured_hits_dense": ({"test_part2_scope"}, "graded"),
+    "tf_wrong_per_layer": ({"test_part1_global", "test_part1_final_model"} | PART4, "graded"),
+    "tf_wrong_structured_hits_dense": ({"test_part2_scope"} | PART4, "graded"),
     # the fake test_model stays defined, so every recorded accuracy after it is fake too
     "tamper_fake_test_model": ({"test_part1_accuracies", "test_part2_accuracies", "test_part4_accuracies"}, "graded"),
     # it replaces run_test itself, so no test cell records anything: nothing can be credited

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from attacks import ATTACKS, CLASSMATE, FAKE_TOKEN, FULL, HEARTBEAT, UNSANDBOXED, VICTIM, memory_grab
+from attacks import ATTACKS, CLASSMATE, FAKE_TOKEN, HEARTBEAT, PARTS_1_2, UNSANDBOXED, VICTIM, memory_grab
 from formgrader_session import chromium_dom, formgrader
 
 from autograder.course.pipeline import Limits, grade
@@ -263,7 +263,7 @@ def test_a_memory_grab_is_stopped_while_its_neighbours_are_graded(red_team_unsan
     _, results = red_team_unsandboxed
     grab = results["memory_grab"]
     assert grab.status == "memory limit" and "memory limit 2048 MB reached" in grab.detail, grab.detail
-    assert sum(grab.scores.values()) == sum(t.points for t in registry.TESTS if t.grade_id in FULL)
+    assert sum(grab.scores.values()) == sum(t.points for t in registry.TESTS if t.grade_id in PARTS_1_2)
     assert results["kernel_leftovers"].status == results["closed_box"].status == "graded"
 
 

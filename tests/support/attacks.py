@@ -21,8 +21,7 @@ from ece662.grading import registry
 
 PART1 = frozenset(t.grade_id for t in registry.TESTS if t.part == "part1")
 PART2 = frozenset(t.grade_id for t in registry.TESTS if t.part == "part2")
-PART4 = frozenset(t.grade_id for t in registry.TESTS if t.part == "part4")
-FULL = frozenset(t.grade_id for t in registry.TESTS)
+PARTS_1_2 = PART1 | PART2  # what the attacks whose point is not Part 4 do right (Part 4 left as handed out)
 VICTIM = "victim.txt"  # in probe: a file of the grader's that a symlink in the kernel's folder points at
 CLASSMATE = "classmate-evidence"  # in probe: a correct evidence folder, as another student's would be
 HEARTBEAT = "heartbeat"  # in probe: where a detached process of the kernel writes, if it can and while it lives
@@ -509,8 +508,9 @@ print('MiB held in memfds:', held)
 
 
 def closed_box(grab_mib: int = 0):
-    """Correct work probed for the grader's secrets, with a 1,000-process fork, and (``grab_mib``) a memory grab."""
-    nb = _last(_notebook(examples.P1_CORRECT, examples.P2_CORRECT, examples.P4_CORRECT),
+    """Parts 1 and 2 correct, probed for the grader's secrets, with a 1,000-process fork, and (``grab_mib``) a
+    memory grab."""
+    nb = _last(_notebook(examples.P1_CORRECT, examples.P2_CORRECT),
                CLOSED_BOX_PROBE.format(head=FAKE_TOKEN[:10], tail=FAKE_TOKEN[10:]))
     return _after(nb, "setup", MEMORY_GRAB.format(mib=grab_mib)) if grab_mib else nb
 
@@ -617,21 +617,20 @@ ATTACKS = [
     Attack("part4_dense_then_prune", lambda probe: _notebook(examples.P1_CORRECT, examples.P2_CORRECT,
                                                              P4_DENSE_THEN_PRUNE), PART1 | PART2 | {"test_part4_finetuned"},
            "'gradual' pruning done as three epochs of dense training, then one prune"),
-    Attack("part1_model_halved", lambda probe: _after(_notebook(examples.P1_CORRECT, examples.P2_CORRECT,
-                                                                examples.P4_CORRECT), "part1_code", HALVE_MODEL),
-           FULL - {"test_part1_final_model"}, "Part 1's `model` halved before its test: the same zeros, other values"),
-    Attack("part2_kept_scaled", lambda probe: _notebook(examples.P1_CORRECT, P2_KEPT_SCALED, examples.P4_CORRECT),
-           PART1 | {"test_part2_filters"} | PART4,
+    Attack("part1_model_halved", lambda probe: _after(_notebook(examples.P1_CORRECT, examples.P2_CORRECT),
+                                                      "part1_code", HALVE_MODEL),
+           PARTS_1_2 - {"test_part1_final_model"}, "Part 1's `model` halved before its test: the same zeros, other values"),
+    Attack("part2_kept_scaled", lambda probe: _notebook(examples.P1_CORRECT, P2_KEPT_SCALED),
+           PART1 | {"test_part2_filters"},
            "Part 2 zeroes the right filters and multiplies every kept one by -3"),
     Attack("kernel_leftovers", lambda probe: _last(
-        _notebook(examples.P1_CORRECT, examples.P2_CORRECT, examples.P4_CORRECT),
+        _notebook(examples.P1_CORRECT, examples.P2_CORRECT),
         KERNEL_LEFTOVERS.format(source=str(examples.REPO / "assignment" / "pruning" / "pruning.ipynb"),
-                                classmate=str(probe / VICTIM))), FULL,
-           "correct work; the kernel's folder left with nested links to system, source and classmate files and to "
+                                classmate=str(probe / VICTIM))), PARTS_1_2,
+           "Parts 1 and 2 correct; the kernel's folder left with nested links to system, source and classmate files and to "
            "/dev/zero, a FIFO, 200,000 files, a 1,500-level tree and 3 x 512 MiB"),
-    Attack("html_payloads", lambda probe: _html_payloads(_notebook(examples.P1_CORRECT, examples.P2_CORRECT,
-                                                                   examples.P4_CORRECT)), FULL,
-           "correct work; scripts, event handlers and javascript: links in answers, cells, outputs, metadata"),
+    Attack("html_payloads", lambda probe: _html_payloads(_notebook(examples.P1_CORRECT, examples.P2_CORRECT)),
+           PARTS_1_2, "Parts 1 and 2 correct; scripts, event handlers and javascript: links in answers, cells, outputs, metadata"),
     Attack("import_hooks", _import_hooks, PART2,
            "an ece662/ package in the kernel's folder, a meta_path finder, importlib.reload/import_module and "
            "cells.record patched, the model, data and evidence folders redirected through os.environ"),
@@ -662,8 +661,8 @@ ATTACKS = [
     Attack("detached_daemon", lambda probe: _last(_notebook(NOOP_FAKE_RESULTS),
                                                   DAEMON.format(heartbeat=str(probe / HEARTBEAT))), PART2,
            "a double-forked process keeps writing into the evidence folder after the kernel died"),
-    Attack("closed_box", lambda probe: closed_box(), FULL,
-           "correct work; looks for a token of the grader's in /proc/*/environ, its environment and the memory of "
+    Attack("closed_box", lambda probe: closed_box(), PARTS_1_2,
+           "Parts 1 and 2 correct; looks for a token of the grader's in /proc/*/environ, its environment and the memory of "
            "the processes that started it, and starts 1,000 processes at once"),
 ]
 
@@ -677,6 +676,6 @@ UNSANDBOXED = [a for a in ATTACKS if a.name in ("links", "detached_daemon", "poi
 def memory_grab(mib: int) -> Attack:
     """Correct work after a grab of ``mib`` MiB through a tmpfs of its own and a memfd (only where a cgroup caps the
     kernel's memory below ``mib``: elsewhere it would really take that memory)."""
-    return Attack("memory_grab", lambda probe: closed_box(mib), FULL,
-                  f"correct work after {mib} MiB grabbed in a tmpfs of its own and in a memfd", "memory limit")
+    return Attack("memory_grab", lambda probe: closed_box(mib), PARTS_1_2,
+                  f"Parts 1 and 2 correct after {mib} MiB grabbed in a tmpfs of its own and in a memfd", "memory limit")
 

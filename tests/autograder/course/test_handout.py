@@ -51,6 +51,14 @@ def ran(nb):
     return nb
 
 
+def _cell_numbers(nb) -> dict:
+    """{cell id: the cell's number as Jupyter and ``ece662.submit`` count it} (the first cell of an id)."""
+    numbers = {}
+    for number, cell in enumerate(nb.cells, 1):
+        numbers.setdefault(cell.get("id"), number)
+    return numbers
+
+
 def student_env(**changes) -> dict:
     """This session's environment as a student's shell has it: no ECE662_MODEL_DIR (the handout's models)."""
     env = {k: v for k, v in os.environ.items() if k not in ("ECE662_MODEL_DIR", "PYTHONPATH", "NBGRADER_EXECUTION")}
@@ -244,7 +252,7 @@ def test_submit_explains_each_problem_in_one_sentence(handout):
     nbformat.write(nb, folder / "broken.ipynb")
     said = []
     report = submit.check(folder / "broken.ipynb", say=said.append)
-    n = {c.get("id"): i for i, c in enumerate(nb.cells, 1)}  # the cell numbers Jupyter shows
+    n = _cell_numbers(nb)
     expected = [
         "The test cell 'test_part1_global' is missing",
         "The test cell 'test_part2_scope' is missing",
@@ -268,7 +276,7 @@ def test_submit_explains_each_problem_in_one_sentence(handout):
     code = [index for index, c in enumerate(nb.cells, 1) if c.cell_type == "code" and c.source.strip()]
     progress = [line for line in said if re.match(r"\[ ?\d+/\d+\] ", line)]
     assert [int(re.search(r"Cell (\d+)", line)[1]) for line in progress] == code
-    failing = said.index(next(line for line in progress if "] Cell 5 (" in line))  # raise ValueError(...)
+    failing = said.index(next(line for line in progress if f"] Cell {n['setup'] + 1} (" in line))  # raise ValueError(...)
     assert said[failing + 1] == "      failed (ValueError): the reason is in the list at the end"
 
 
@@ -301,9 +309,9 @@ def test_submit_checks_size_and_duplicated_cells_without_running(tmp_path):
     assert len(report.problems) == 2, report.problems
     assert re.match(rf".*{NOTEBOOK} is \d+\.\d MB, more than {submit.MAX_MB} MB, because of large outputs",
                     report.problems[0])
-    first = next(i for i, c in enumerate(nb.cells, 1) if c.get("id") == "test_part2_filters")
     assert report.problems[1].startswith(
-        f"The test cell 'test_part2_filters' appears 2 times (cells {first}, {len(nb.cells)})")
+        f"The test cell 'test_part2_filters' appears 2 times (cells {_cell_numbers(nb)['test_part2_filters']}, "
+        f"{len(nb.cells)})")
     assert submit.graded_cell_problems(release_notebook()) == []  # the notebook as handed out has none
 
 
@@ -321,8 +329,10 @@ def test_submit_reports_what_needs_no_kernel_before_a_kernel_starts(tmp_path):
     lines = run.stdout.splitlines()
     assert lines[0].startswith(f"{NOTEBOOK}: a notebook of") and "without running it" in lines[0]
     before = "\n".join(lines[:lines.index("KERNEL STARTS NOW []")])
-    assert "  - The test cell 'test_part2_scope' (cell 20) was changed, and grading runs the original" in before
-    assert "  - Inline Question 3 is not answered: its answer cell (cell 39) still reads" in before
+    n = _cell_numbers(nb)
+    assert f"  - The test cell 'test_part2_scope' (cell {n['test_part2_scope']}) was changed, and grading runs the " \
+        "original" in before
+    assert f"  - Inline Question 3 is not answered: its answer cell (cell {n['q3_answer']}) still reads" in before
     assert "2 problems found without running it" in before
     assert run.returncode == 1 and (tmp_path / submit.UPLOAD_DIR / NOTEBOOK).read_bytes() == \
         (tmp_path / NOTEBOOK).read_bytes()
@@ -339,7 +349,8 @@ def test_submit_flags_unanswered_questions_template_text_and_a_notebook_never_ru
     nbformat.write(nb, tmp_path / NOTEBOOK)
     problems = submit.check(tmp_path / NOTEBOOK, run=False, say=lambda _: None).problems
     assert [p.split(":")[0] for p in problems] == ["Inline Question 1 is not answered",
-                                                   "Inline Question 2's answer (cell 24) still holds the template's "
+                                                   f"Inline Question 2's answer (cell {_cell_numbers(nb)['q2_answer']}) "
+                                                   "still holds the template's "
                                                    "\"YOUR ANSWER HERE\"", "No code cell has an output, so this file "
                                                    "was saved before its cells ran (or with its outputs cleared), and "
                                                    "it may not be the notebook you worked in"]

@@ -38,11 +38,11 @@ from autograder.course.export import export
 from autograder.course.formgrade import SERVING, serving_pid, warn_if_served
 from autograder.course.gradebook import Mark, describe_work, read_marks
 from autograder.course.grades import PENDING, STATUS_UNMATCHED_FILE, final_grades
-from autograder.grading_folder import GradingFolder
 from autograder.course.pipeline import Limits, grade
 from autograder.course.publish import canvas_scores
 from autograder.course.release import prepare_template
 from autograder.course.roster import POINTS_POSSIBLE, read_roster
+from autograder.grading_folder import GradingFolder
 from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, NOTEBOOK_ID
 from autograder.worker.results import STATUS_INVALID, STATUS_MISSING, GradingResult
 from demo.examples import EXAMPLES

@@ -250,7 +250,7 @@ def test_run_grades_red_team_attacks_exactly(bundle, tmp_path, course_env, name)
 def test_run_keeps_the_kernel_in_a_closed_box(bundle, tmp_path, course_env, monkeypatch):
     """Gradescope's path: correct work that probes for a token exported before grading, starts 1,000 processes
     and (where a cgroup caps the kernel) grabs twice its memory cap keeps full points; no file holds the token."""
-    from attacks import FAKE_TOKEN, FULL, closed_box
+    from attacks import FAKE_TOKEN, PARTS_1_2, closed_box
 
     from autograder.worker import cgroup
 
@@ -263,7 +263,7 @@ def test_run_keeps_the_kernel_in_a_closed_box(bundle, tmp_path, course_env, monk
     monkeypatch.setenv("CANVAS_API_TOKEN", FAKE_TOKEN)
     payload = run(root, Settings(sandbox=mode, limits=replace(TEST_LIMITS, memory_mb=2048 if capped else 6144)))
     scores = {t["name"].split(":")[0]: t["score"] for t in payload["tests"]}
-    assert scores == {t.grade_id: float(t.points) if t.grade_id in FULL else 0.0 for t in registry.TESTS}, \
+    assert scores == {t.grade_id: float(t.points) if t.grade_id in PARTS_1_2 else 0.0 for t in registry.TESTS}, \
         payload["output"]
     assert ("(status: **memory limit**)" if capped else "(status: graded)") in payload["output"], payload["output"]
     assert "Kernel bounds: " + ("cgroup v" if capped else "no cgroup") in payload["output"]
