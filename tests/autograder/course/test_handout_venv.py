@@ -59,6 +59,10 @@ def test_a_fresh_venv_from_the_handout_runs_submits_and_is_graded(mode, models, 
     frameworks = run([python, "-c", "import importlib.util as u; print([m for m in ('torch', 'torchvision', "
                       "'tensorflow') if u.find_spec(m)])"], tmp_path, env, 120)
     assert frameworks.strip() == ("['torch']" if mode == "torch" else "['tensorflow']")
+    other = "tensorflow" if mode == "torch" else "torch"  # the notebook's setup cell with the other mode
+    stop = subprocess.run([python, "-c", f"from ece662.frameworks import require; require({other!r})"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert stop.returncode == 1 and f"set mode = {mode!r} in the cell above" in stop.stderr, stop.stderr
     assert "dataset: CINIC-10 at" in run([python, "-m", "ece662.datasets", "info"], folder, env, 120)
 
     nbformat.write(ran(NOTEBOOKS[mode]()), folder / submit.NOTEBOOK)
