@@ -2,7 +2,8 @@
 
 Like nbgrader's ``CourseDirectory``, one object names the folder's layout and every module asks it:
 
-* ``grades.csv``, ``canvas.csv``, ``feedback/<student>.html``: what people read (``publish.py`` writes them);
+* ``grades.csv``, ``canvas.csv``, ``feedback/<student>.html``, ``part5.html``: what people read (``publish.py``
+  writes them); ``part5-id.secret`` the secret of the anonymous ids on ``part5.html`` (``class_picture.py``);
 * ``gradebook.db`` and ``autograded/<student>/<assignment>/<notebook>``: the nbgrader course formgrader grades in;
 * ``submissions.json``, ``collected/``, ``matches.json``, ``roster.csv``, ``grade-options.json``: what was
   collected, every ``--match`` given, the roster given last and the options of the last ``grade``;
@@ -34,6 +35,8 @@ class GradingFolder:
     grades_csv = property(lambda self: self.root / "grades.csv")
     canvas_csv = property(lambda self: self.root / "canvas.csv")
     feedback = property(lambda self: self.root / "feedback")
+    part5_html = property(lambda self: self.root / "part5.html")  # the Part 5 class picture, names replaced by ids
+    id_secret = property(lambda self: self.root / "part5-id.secret")  # the HMAC key of part5.html's ids
     gradebook = property(lambda self: self.root / GRADEBOOK)
     autograded = property(lambda self: self.root / "autograded")
     manifest = property(lambda self: self.root / "submissions.json")  # the Collection

@@ -69,6 +69,13 @@ def train_with_gradual_pruning(model, epochs, target):
     recipe_gradual(model, epochs, target, X_part4, y_part4, part4_lr, part4_momentum)
 ''' + P4_RUNS
 
+# Part 5: the function, and the choice (a cell of its own) as the notebook asks for it
+P5_CORRECT = source("torch", "keep_filters")
+TF_P5_CORRECT = source("tensorflow", "keep_filters")
+P5_GUIDED = "\npart5_keep = (8, 40, 48)\n"  # fewer filters where a filter costs the most MACs (conv1)
+P5_UNIFORM = "\npart5_keep = (16, 32, 32)\n"  # what the grader compares every choice with, at 30%
+P5_OVER_BUDGET = "\npart5_keep = (24, 40, 40)\n"  # 49% of the MACs
+
 P1_CORRECT = source("torch", "prune_unstructured_to") + P1_SWEEP
 P2_CORRECT = source("torch", "prune_filters") + P2_SWEEP
 P4_CORRECT = (source("torch", "finetune", "recipe_finetune")
@@ -360,13 +367,32 @@ except OSError as exc:
 '''
 
 
+# Part 5's wrong ways, each a cell after the notebook's build cell: the filters zeroed but not removed,
+P5_NOT_REMOVED = """
+part5_start = load_model(path, mode=mode)
+keep_filters(part5_start, part5_keep)
+part5_model = clone_model(part5_start)
+finetune(part5_model, part4_epochs)
+"""
+# an epoch more than the recipe,
+P5_TRAINED_LONGER = "\nfinetune(part5_model, 1)\n"
+# and an epoch on the test images.
+P5_TRAINED_ON_TEST = """
+optimizer = torch.optim.SGD(part5_model.parameters(), lr=part4_lr, momentum=part4_momentum)
+train_epoch(part5_model, optimizer, test_data[0], test_data[1], seed=0)
+"""
+
+
 def release_notebook():
     return nbformat.read(REPO / RELEASE_DIR / ASSIGNMENT / NOTEBOOK, as_version=4)
 
 
-def fill(nb, part1: str | None = None, part2: str | None = None, part4: str | None = P4_CORRECT):
-    """The notebook with the student cells of Parts 1, 2 and 4 replaced (None: left as released)."""
-    for cell_id, code in (("part1_code", part1), ("part2_code", part2), ("part4_code", part4)):
+def fill(nb, part1: str | None = None, part2: str | None = None, part4: str | None = P4_CORRECT,
+         part5: str | None = P5_CORRECT, keep: str | None = P5_GUIDED):
+    """The notebook with the student cells of Parts 1, 2, 4 and 5 (``keep``: Part 5's choice) replaced (None: left
+    as released)."""
+    for cell_id, code in (("part1_code", part1), ("part2_code", part2), ("part4_code", part4), ("part5_code", part5),
+                          ("part5_choice", keep)):
         for cell in nb.cells:
             if cell.get("id") == cell_id and code is not None:
                 cell.source = START + code + END
@@ -401,7 +427,7 @@ def _rename(nb, cell_id, new_id):
 
 def _answer(nb):
     for c in nb.cells:
-        if c.get("id") in ("q1_answer", "q2_answer", "q3_answer"):
+        if c.get("id") in ("q1_answer", "q2_answer", "q3_answer", "q4_answer"):
             c.source = "Accuracy stays flat, then drops; dropout is random and temporary, pruning permanent."
     return nb
 
@@ -432,13 +458,22 @@ EXAMPLES = {
     "wrong_gradual_untrained": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_GRADUAL_UNTRAINED),
     "wrong_one_batch_fewer": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_ONE_BATCH_FEWER),
     "wrong_finetune_random_start": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, P4_RANDOM_START),
-    "tf_correct": lambda: _answer(fill(tensorflow(release_notebook()), TF_P1_CORRECT, TF_P2_CORRECT, TF_P4_CORRECT)),
-    # TensorFlow's Parts 1 and 2 mistakes, with Part 4 left undone (tf_correct covers TensorFlow's Part 4)
+    "correct_part5_uniform": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, keep=P5_UNIFORM),
+    "wrong_part5_over_budget": lambda: fill(release_notebook(), P1_CORRECT, P2_CORRECT, keep=P5_OVER_BUDGET),
+    "wrong_part5_not_removed": lambda: insert_after(correct(), "part5_build", P5_NOT_REMOVED),
+    "wrong_part5_trained_longer": lambda: insert_after(correct(), "part5_build", P5_TRAINED_LONGER),
+    "wrong_part5_trained_on_test": lambda: insert_after(correct(), "part5_build", P5_TRAINED_ON_TEST),
+    "tf_correct": lambda: _answer(fill(tensorflow(release_notebook()), TF_P1_CORRECT, TF_P2_CORRECT, TF_P4_CORRECT,
+                                       TF_P5_CORRECT)),
+    "tf_wrong_part5_trained_longer": lambda: insert_after(
+        fill(tensorflow(release_notebook()), TF_P1_CORRECT, TF_P2_CORRECT, TF_P4_CORRECT, TF_P5_CORRECT),
+        "part5_build", P5_TRAINED_LONGER),
+    # TensorFlow's Parts 1 and 2 mistakes, with Parts 4 and 5 left undone (tf_correct covers TensorFlow's Part 4)
     "tf_wrong_incremental_fraction": lambda: fill(tensorflow(release_notebook()), TF_P1_INCREMENTAL, TF_P2_CORRECT,
-                                                  None),
-    "tf_wrong_per_layer": lambda: fill(tensorflow(release_notebook()), TF_P1_PER_LAYER, TF_P2_CORRECT, None),
+                                                  None, None),
+    "tf_wrong_per_layer": lambda: fill(tensorflow(release_notebook()), TF_P1_PER_LAYER, TF_P2_CORRECT, None, None),
     "tf_wrong_structured_hits_dense": lambda: fill(tensorflow(release_notebook()), TF_P1_CORRECT, TF_P2_DENSE_TOO,
-                                                   None),
+                                                   None, None),
     "tamper_fake_test_model": lambda: fill(release_notebook(), P1_FAKE_TEST_MODEL, P2_CORRECT),
     "tamper_patched_libraries": lambda: fill(release_notebook(), P1_PATCHED_LIBRARIES, P2_CORRECT),
     "tamper_hard_coded_results": lambda: fill(release_notebook(), P1_HARD_CODED, P2_CORRECT),

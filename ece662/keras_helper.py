@@ -71,6 +71,7 @@ except ImportError as exc:
 from . import data_utils
 from ._allocator import keep_freed_memory_mapped
 from .architecture import ARCHITECTURE, CANONICAL_PREFIX, CHANNEL_MULTIPLE, CONV_LAYERS, DEFAULT_CONFIG
+from .budget import CONVS, cut
 from .checkpoint import CHECKPOINT_FORMAT, ModelFileError, check_model_file, model_file_format
 from .data_utils import EVAL_BATCH_SIZE, TRAIN_BATCH_SIZE
 from .keras_model import ARCHIVE_HEADER, INPUT_SHAPE, archive_header, canonical_state, from_canonical
@@ -362,16 +363,8 @@ def remove_zero_filters(model):
         raise TypeError(f"remove_zero_filters works on the course SmallCNN (layers {', '.join(CANONICAL_PREFIX)}); "
                         f"{model.name} has layers {[layer.name for layer in model.layers]}")
     state = canonical_state(model)
-    small = dict(state)
-    keep_in = np.arange(state[f"{CANONICAL_PREFIX['conv1']}.weight"].shape[1])
-    for name in CONV_LAYERS:
-        prefix = CANONICAL_PREFIX[name]
-        keep = kept_filters(state[f"{prefix}.weight"])
-        weight = state[f"{prefix}.weight"][keep][:, keep_in]
-        small[f"{prefix}.weight"] = weight
-        small[f"{prefix}.bias"] = state[f"{prefix}.bias"][keep] * weight.reshape(len(keep), -1).any(1)
-        keep_in = keep
-    fc1 = f"{CANONICAL_PREFIX['fc1']}.weight"
-    spatial = state[fc1].shape[1] // state[f"{CANONICAL_PREFIX['conv3']}.weight"].shape[0]
-    small[fc1] = state[fc1][:, (keep_in[:, None] * spatial + np.arange(spatial)[None, :]).ravel()]
+    small = cut(state, [kept_filters(state[f"{prefix}.weight"]) for prefix in CONVS])
+    for prefix in CONVS:  # a zero filter's bias is dropped with it
+        weight = small[f"{prefix}.weight"]
+        small[f"{prefix}.bias"] = small[f"{prefix}.bias"] * weight.reshape(len(weight), -1).any(1)
     return from_canonical(small, config["dropout"])

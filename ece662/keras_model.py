@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .architecture import ARCHITECTURE, CANONICAL_PREFIX, CONV_LAYERS, DEFAULT_CONFIG
+from .budget import conv_widths
 from .checkpoint import CHECKPOINT_FORMAT, ModelFileError
 
 ARCHIVE_HEADER = "ece662.json"
@@ -107,7 +108,7 @@ def keras_state_from_canonical(state: dict) -> list[np.ndarray]:
 
 def from_canonical(state: dict, dropout: float = DEFAULT_CONFIG["dropout"]):
     """A Keras SmallCNN computing with the weights of a canonical state (any channel widths)."""
-    config = {"channels": [np.shape(state[f"{CANONICAL_PREFIX[n]}.weight"])[0] for n in CONV_LAYERS],
+    config = {"channels": list(conv_widths(state)),
               "hidden": np.shape(state[f"{CANONICAL_PREFIX['fc1']}.weight"])[0],
               "num_classes": np.shape(state[f"{CANONICAL_PREFIX['fc2']}.weight"])[0], "dropout": dropout}
     model = build_keras_model(config)

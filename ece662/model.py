@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .architecture import ARCHITECTURE, DEFAULT_CONFIG
+from .budget import conv_widths
 
 
 class SmallCNN(nn.Module):
@@ -41,10 +42,11 @@ def build_model(architecture: str = ARCHITECTURE, config: dict | None = None) ->
 
 
 def from_canonical(state: dict) -> SmallCNN:
-    """The course SmallCNN (eval mode) with weights from a canonical state: {state_dict name: array or tensor}.
+    """The course SmallCNN (eval mode, as many filters as ``state`` has) with weights from a canonical state:
+    {state_dict name: array or tensor}.
 
     Evidence of either framework is in this layout (see ``ece662/grading/evidence.py``), so one evaluator serves both.
     """
-    model = build_model()
+    model = build_model(config={"channels": list(conv_widths(state))})
     model.load_state_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in state.items()})
     return model.eval()

@@ -7,17 +7,18 @@ tighter than two separate intervals would suggest. Functions take models of eith
 torch for a Keras model. Each draws a figure and leaves showing it to the caller; the measuring ones return
 their figures and print them as a table.
 """
-import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from .frameworks import TORCH, canonical_state, framework_of, helpers
+from . import budget
+from .architecture import CHANNEL_MULTIPLE, CONV_LAYERS
+from .paired import paired_interval
 from .weights import count_macs, count_parameters
 
 CHANCE_ACCURACY = 0.1  # ten balanced classes
-Z_95 = 1.959964
 
 
 def _axes(ax, figsize=(7, 4.2)):
@@ -98,18 +99,6 @@ def correct_on(model, test_data) -> np.ndarray:
     """Which test images ``model`` classifies right (per image: a paired comparison's input)."""
     X, y = test_data
     return helpers(model).predict(model, X) == np.asarray(y)
-
-
-def paired_interval(correct: np.ndarray, reference: np.ndarray, z: float = Z_95) -> tuple[float, float, float]:
-    """(difference, low, high) of the accuracy of ``correct`` minus that of ``reference``, both per-image
-    correctness on the SAME images: a 95% interval for paired proportions, which only the images the two
-    models disagree on can widen (much tighter than two separate intervals)."""
-    correct, reference = np.asarray(correct, bool), np.asarray(reference, bool)
-    n = len(correct)
-    gained, lost = int((correct & ~reference).sum()), int((~correct & reference).sum())
-    diff = (gained - lost) / n
-    half = z * math.sqrt(max(gained + lost - (gained - lost) ** 2 / n, 0.0)) / n
-    return diff, diff - half, diff + half
 
 
 def points_formatter() -> FuncFormatter:
@@ -285,3 +274,42 @@ def plot_layer_sensitivity(load, test_data, levels=(0.5, 0.8, 0.9, 0.95)):
     for name, row in table.items():
         print(f"{name:14s}" + "".join(f"{acc:8.1%}" for acc in row.values()))
     return table
+
+
+def filter_sensitivity(load, keep_filters, images) -> dict:
+    """Part 5's scan: {layer: {width: (MACs fraction, accuracy)}} when that conv layer alone keeps ``width`` filters
+    (a multiple of 8, chosen by the student's ``keep_filters(model, keep)``) and the others all of theirs,
+    measured on ``images`` ([X, y]); ``load()`` returns a fresh dense model."""
+    scan = {}
+    for index, layer in enumerate(CONV_LAYERS):
+        scan[layer] = {}
+        for width in range(CHANNEL_MULTIPLE, budget.FULL_WIDTHS[index], CHANNEL_MULTIPLE):
+            widths = list(budget.FULL_WIDTHS)
+            widths[index] = width
+            model = load()
+            keep_filters(model, widths)
+            scan[layer][width] = (budget.macs_fraction(widths), float(correct_on(model, images).mean()))
+    return scan
+
+
+def plot_filter_sensitivity(scan: dict, dense_accuracy: float, part5_budget: float, n_images: int):
+    """Part 5's scan as a plot (accuracy against MACs, a line per layer) and a table."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for (layer, row), marker in zip(scan.items(), "osD"):
+        macs, accuracy = zip(*row.values())
+        ax.plot([*macs, 1.0], [*accuracy, dense_accuracy], marker=marker, label=f"{layer} keeps 8, 16, ... filters")
+        for width, (x, acc) in row.items():
+            ax.annotate(str(width), (x, acc), textcoords="offset points", xytext=(0, 5), fontsize=7, ha="center")
+    ax.axvline(part5_budget, color="tab:red", linestyle="--", linewidth=1, label=f"part5_budget ({part5_budget:.0%})")
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("MACs of the whole model, as a fraction of the dense model's")
+    ax.set_ylabel(f"accuracy ({n_images:,} validation images)")
+    ax.set_title("Filter sensitivity: one conv layer keeps fewer filters, the others all of theirs (no training)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    fig.tight_layout()
+    print(f"dense: {dense_accuracy:.1%}")
+    for layer, row in scan.items():
+        print(f"{layer}: " + ", ".join(f"{width} filters {acc:.1%} ({macs:.0%} MACs)"
+                                      for width, (macs, acc) in row.items()))

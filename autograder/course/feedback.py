@@ -62,6 +62,7 @@ div.output_subarea { overflow-x: visible; max-width: 100%; }
 <tr><th>Total</th><th>{{ resources.final.total }}</th></tr>
 </table>
 {%- if resources.final.status %}<p class="final-status"><b>{{ resources.final.status | e }}</b>{% if resources.final.detail %}: {{ resources.final.detail | e }}{% endif %}</p>{% endif %}
+{{ resources.final.part5 }}
 </div>
 <div class="panel-body"><div id="notebook" class="border-box-sizing"><div class="container" id="notebook-container">
 {{ super.super() }}
@@ -122,8 +123,9 @@ def exporter() -> HTMLExporter:
     return html
 
 
-def feedback_html(grade: StudentGrade, notebook_path, html: HTMLExporter) -> str:
-    """The feedback page of ``grade``: its graded notebook when there is one, else just its grade and status.
+def feedback_html(grade: StudentGrade, notebook_path, html: HTMLExporter, part5: str = "") -> str:
+    """The feedback page of ``grade``: its graded notebook when there is one, else just its grade and status;
+    ``part5``: the HTML of its Part 5 section under the grade (``class_picture.feedback_section``).
     The page runs no script: its Content-Security-Policy forbids them, and the notebook is made inert again
     (``autograder/worker/sanitize.py``) however it was graded."""
     nb = nbformat.read(notebook_path, as_version=4) if notebook_path else nbformat.v4.new_notebook()
@@ -142,7 +144,7 @@ def feedback_html(grade: StudentGrade, notebook_path, html: HTMLExporter) -> str
     final = {"title": f"Feedback for {grade.name or grade.student}",
              "parts": [{"title": _part_title(p), "score": shown(parts.get(p), m)} for p, m in registry.parts().items()],
              "total": shown(grade.total(), registry.total()),
-             "status": "" if grade.status == STATUS_GRADED else grade.status, "detail": grade.detail}
+             "status": "" if grade.status == STATUS_GRADED else grade.status, "detail": grade.detail, "part5": part5}
     body, _ = html.from_notebook_node(nb, resources={"nbgrader": {"notebook": NOTEBOOK_ID}, "final": final})
     return with_policy(body)
 

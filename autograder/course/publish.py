@@ -1,4 +1,4 @@
-"""Publish the grades: the only writer of ``grades.csv``, ``canvas.csv`` and the feedback pages.
+"""Publish the grades: the only writer of ``grades.csv``, ``canvas.csv``, ``part5.html`` and the feedback pages.
 
 ``grade`` (at its end), ``export`` and ``upload-feedback`` call ``publish``, which builds each student's final
 grade (``grades.py``) from the results and the merged gradebook as they are now (formgrader's manual scores and
@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from autograder.course.class_picture import feedback_section, write_part5_page
 from autograder.course.collect import Collection
 from autograder.course.feedback import exporter, feedback_html
 from autograder.course.gradebook import read_marks
@@ -35,30 +36,30 @@ def load_output(folder: GradingFolder) -> tuple[Collection, dict]:
 
 def publish(folder: GradingFolder, collection: Collection, results: dict, roster=None, column: str | None = None,
             zero_missing: bool = False) -> list:
-    """``grades.csv``, every submission's feedback page and, given the roster's ``column``, ``canvas.csv``;
-    returns the final grades (StudentGrade)."""
+    """``grades.csv``, ``part5.html``, every submission's feedback page and, given the roster's ``column``,
+    ``canvas.csv``; returns the final grades (StudentGrade)."""
     marks, comments = read_marks(folder.gradebook)
     grades = final_grades(collection, results, marks, comments, roster, folder.root)
     write_grades_csv(grades, folder.grades_csv)
-    _write_feedback(grades, folder)
+    _write_feedback(grades, folder, write_part5_page(folder, results))
     if column is not None:
         write_canvas_csv(roster, column, canvas_scores(grades, zero_missing), folder.canvas_csv)
     return grades
 
 
-def _write_feedback(grades: list, folder: GradingFolder) -> None:
-    """One page per submission, and no other page."""
+def _write_feedback(grades: list, folder: GradingFolder, part5_points: list) -> None:
+    """One page per submission, and no other page; ``part5_points``: the class's Part 5 models (Point)."""
     folder.feedback.mkdir(exist_ok=True)
     html, written = exporter(), set()
     for grade in grades:
         if grade.student and grade.file:  # a submission
-            notebook = folder.autograded_notebook(grade.student)
+            notebook, part5 = folder.autograded_notebook(grade.student), feedback_section(part5_points, grade.student)
             try:
-                page = feedback_html(grade, notebook if notebook.is_file() else None, html)
+                page = feedback_html(grade, notebook if notebook.is_file() else None, html, part5)
             except Exception as exc:  # one student's page must not stop everyone's: their grade, without notebook
                 print(f"WARNING: the feedback page of {grade.student} shows the grade without the notebook, which "
                       f"could not be rendered ({type(exc).__name__}: {str(exc)[:200]})", file=sys.stderr)
-                page = feedback_html(grade, None, html)
+                page = feedback_html(grade, None, html, part5)
             folder.feedback_page(grade.student).write_text(page)
             written.add(folder.feedback_page(grade.student))
     for stale in folder.feedback_pages():

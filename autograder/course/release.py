@@ -1,8 +1,8 @@
-"""``make release``: the registry's points and Part 4's settings written into the source notebook, and
+"""``make release``: the registry's points and the Part 4 and Part 5 settings written into the source notebook, and
 ``release/`` generated from it with nbgrader; the template gradebook every grading run starts from.
 
 ``ece662/grading/registry.py`` is the one place for points and settings: ``sync_with_registry`` writes each
-graded cell's points, the notebook's points table and its ``part4_settings`` cell from it, and
+graded cell's points, the notebook's points table and its ``part4_settings`` and ``part5_settings`` cells from it, and
 ``generate_release`` refuses a source notebook that is out of step (run ``make release``).
 """
 import hashlib
@@ -61,12 +61,19 @@ def part4_settings_cell() -> str:
         "X_part4, y_part4 = data['X_train'][:part4_images], data['y_train'][:part4_images]"])
 
 
+def part5_settings_cell() -> str:
+    """The notebook's ``part5_settings`` cell: Part 5's budget as ``ece662/grading/registry.py`` states it."""
+    from ece662.grading.registry import PART5_BUDGET
+
+    return f"part5_budget = {PART5_BUDGET}   # part5_model may need at most this fraction of the dense model's MACs"
+
+
 TABLE_START, TABLE_END = "### How this notebook is graded", "\n\n"
 
 
 def sync_with_registry(notebook: Path, write: bool = True) -> bool:
     """Write into the source notebook what ``ece662/grading/registry.py`` decides: each graded cell's points, the points
-    table of the first cell and Part 4's settings cell. Refuses a notebook whose graded cells are not the
+    table of the first cell and the Part 4 and Part 5 settings cells. Refuses a notebook whose graded cells are not the
     registry's. Returns whether the file differed (``write=False``: only whether it would change)."""
     import nbformat
 
@@ -87,6 +94,8 @@ def sync_with_registry(notebook: Path, write: bool = True) -> bool:
             meta["points"] = wanted[meta["grade_id"]]
         if c.get("id") == "part4_settings":
             c.source = part4_settings_cell()
+        if c.get("id") == "part5_settings":
+            c.source = part5_settings_cell()
     intro = nb.cells[0]
     start = intro.source.index(TABLE_START)
     end = intro.source.find(TABLE_END, intro.source.index("| --- |", start))

@@ -1,5 +1,6 @@
 """The reference solution of the assignment, the one place it is written as code: one module per framework, each
-defining the notebook's ``prune_unstructured_to``, ``prune_filters``, ``finetune`` and ``train_with_gradual_pruning``.
+defining the notebook's ``prune_unstructured_to``, ``prune_filters``, ``finetune``, ``train_with_gradual_pruning``
+and ``keep_filters``.
 
 The source notebook's solution cells do exactly this (``tests/autograder/test_reference.py`` runs both and compares the
 weights); the example submissions are built from it (``demo/examples.py``); the grader runs Part 4's recipe with

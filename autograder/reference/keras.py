@@ -33,6 +33,20 @@ def prune_filters(model, level):
             layer.set_weights([kernel, bias])
 
 
+def keep_filters(model, keep):
+    """Part 5 in Keras: in the i-th Conv2D layer, zero every filter but the ``keep[i]`` of largest L2 norm."""
+    from ece662.keras_helper import keras, prunable_layers
+
+    convs = [layer for _, layer in prunable_layers(model) if isinstance(layer, keras.layers.Conv2D)]
+    for layer, kept in zip(convs, keep):
+        kernel, bias = layer.get_weights()
+        norms = np.sqrt((kernel ** 2).sum(axis=(0, 1, 2)))
+        pruned = np.argsort(-norms, kind="stable")[kept:]
+        kernel[..., pruned] = 0.0
+        bias[pruned] = 0.0
+        layer.set_weights([kernel, bias])
+
+
 def finetune(model, epochs, X, y, lr, momentum):
     from ece662.keras_helper import keras, train_epoch
 

@@ -30,6 +30,21 @@ def prune_filters(model, level):
             prune.custom_from_mask(layer, name="bias", mask=kept.to(layer.bias.dtype))
 
 
+def keep_filters(model, keep):
+    """Part 5: in the i-th Conv2d layer, zero every filter but the ``keep[i]`` of largest L2 norm, each filter's
+    weights and its bias (Part 2's rule, with a count per layer)."""
+    from torch import nn
+    from torch.nn.utils import prune
+
+    from ece662.pruning_helper import prunable_layers
+
+    convs = [layer for _, layer in prunable_layers(model) if isinstance(layer, nn.Conv2d)]
+    for layer, kept in zip(convs, keep):
+        prune.ln_structured(layer, name="weight", amount=layer.out_channels - kept, n=2, dim=0)
+        mask = layer.weight_mask.flatten(1).any(1)
+        prune.custom_from_mask(layer, name="bias", mask=mask.to(layer.bias.dtype))
+
+
 def finetune(model, epochs, X, y, lr, momentum):
     """Part 4, after training: train the pruned ``model`` with its masks kept; one optimizer for the run,
     ``seed=epoch``."""

@@ -176,7 +176,7 @@ def grade_one(job: Job, scratch: Path | None = None, progress_fd: int = -1) -> G
         result.status, result.detail = STATUS_CRASHED, f"nbgrader could not autograde this notebook: {why}"
         result.scores, result.retry_alone = {t.grade_id: 0.0 for t in registry.TESTS}, True
         return result
-    result.graded_notebook, result.verdicts = str(graded), report.verdicts
+    result.graded_notebook, result.verdicts, result.figures = str(graded), report.verdicts, report.figures
     result.phases.update(report.timing)
     result.status, detail, result.retry_alone = status_of(report.events, job.limits.memory_mb)
     result.detail = "; ".join(filter(None, [detail, *notes]))

@@ -44,6 +44,8 @@ class GradingResult:
     seconds: float = 0.0
     job_key: str = ""
     phases: dict = field(default_factory=dict)  # seconds per grading phase (benchmarks)
+    # what the verifier measured for the class pages, computed by the grader only: {"part5": Part5Point as a dict}
+    figures: dict = field(default_factory=dict)
     # what stopped grading may come from the machine (a wall-clock limit, a killed kernel or worker, an error of
     # the grader's), not from the notebook: the course pipeline grades it again alone, once
     retry_alone: bool = False

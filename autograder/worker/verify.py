@@ -15,9 +15,10 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from nbformat import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Integer, Unicode
@@ -70,6 +71,18 @@ class TrustedData:
         return self.store.measure(key("accuracy", images, state),
                                   lambda: accuracy(from_canonical(state), data["X_test"], data["y_test"]))
 
+    def correct(self, state: dict):
+        """Which of the grader's test images canonical weights classify right, measured once per store."""
+        from ece662.model import from_canonical
+        from ece662.pruning_helper import predict
+
+        data = self.dataset()
+        labels = np.asarray(data["y_test"])
+        name = key("correct", self._digest("test", data["X_test"], data["y_test"]), state)
+        found = self.store.train(name, {"correct": labels.shape},  # kept as weights are: one float array
+                                 lambda: {"correct": predict(from_canonical(state), data["X_test"]) == labels})
+        return found["correct"] > 0.5
+
     def recipe(self, framework: str):
         """``run(kind, start)``: Part 4's recipe from canonical weights ``start`` in ``framework``, on the grader's
         own training images, run once per store (``autograder/worker/recipe.py``)."""
@@ -98,11 +111,14 @@ def _load(folder: Path, item, shapes: dict):
         return checks.Trace(levels, states, error), framework
     if item.kind == "model":
         return evidence.read_model(folder, item, shapes)
+    if item.kind == "compact":
+        return evidence.read_compact(folder, item, shapes)
     return evidence.read_results(folder, item), None
 
 
-def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
-    """{grade_id: Verdict} for every autograded test. ``cell_status``: grade_id -> RAN or why it did not run."""
+def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData, figures: dict | None = None) -> dict:
+    """{grade_id: Verdict} for every autograded test. ``cell_status``: grade_id -> RAN or why it did not run;
+    ``figures``, if given, receives what the checks measured for the class pages."""
     reference = trusted.original("torch")
     shapes = {k: tuple(v.shape) for k, v in reference.items()}
     needed = {item.name: item for t in registry.TESTS if cell_status.get(t.grade_id) == RAN for item in t.evidence}
@@ -126,7 +142,8 @@ def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
         except (OSError, ValueError):
             problems.update({name: f"was recorded in {framework} mode, which this course does not grade: use "
                                    "mode='torch'" for name in items})
-    ctx = checks.Context(original, items, problems, trusted.accuracy, trusted.recipe(framework), framework)
+    ctx = checks.Context(original, items, problems, trusted.accuracy, trusted.recipe(framework), framework,
+                         trusted.correct)
 
     verdicts = {}
     for test in registry.TESTS:
@@ -143,6 +160,8 @@ def verify(evidence_dir: Path, cell_status: dict, trusted: TrustedData) -> dict:
             logging.getLogger(__name__).exception("checking %s failed", test.grade_id)
             verdicts[test.grade_id] = Verdict(False, "This test could not be checked because of an error in the "
                                                      "grader; your instructor has the details.")
+    if figures is not None:
+        figures.update(ctx.figures)
     return verdicts
 
 
@@ -176,7 +195,9 @@ class ApplyVerdicts(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         folder = Path(self.evidence_dir or Path(resources.get("metadata", {}).get("path", ".")) / "evidence")
         started, trusted = time.monotonic(), self._trusted()
-        verdicts = resources["ece662_verdicts"] = verify(folder, resources.get("ece662_cell_status", {}), trusted)
+        figures = resources["ece662_figures"] = {}
+        verdicts = resources["ece662_verdicts"] = verify(folder, resources.get("ece662_cell_status", {}), trusted,
+                                                         figures)
         resources.setdefault("ece662_timing", {}).update(verify_s=round(time.monotonic() - started, 2),
                                                          measurements_made=trusted.store.made,
                                                          measurements_reused=trusted.store.reused)
@@ -198,8 +219,8 @@ class SaveRunReport(NbGraderPreprocessor):
         tell_progress(self.progress_fd, VERIFIED)
         if self.report_file:
             RunReport(resources["ece662_verdicts"], resources.get("ece662_cell_status", {}),
-                      resources.get("ece662_events", []), resources.get("ece662_timing", {})
-                      ).save(Path(self.report_file))
+                      resources.get("ece662_events", []), resources.get("ece662_timing", {}),
+                      resources.get("ece662_figures", {})).save(Path(self.report_file))
         return nb, resources
 
 
@@ -211,6 +232,7 @@ class RunReport:
     cell_status: dict
     events: list
     timing: dict
+    figures: dict = field(default_factory=dict)  # what the verifier measured for the class pages
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=1))

@@ -85,7 +85,7 @@ def _record(item, namespace: dict, folder) -> None:
         else:
             levels, states, error = [], [], f"the function {item.source} is not defined"
         evidence.write_trace(folder, item, states, levels, error, mode)
-    elif item.kind == "model":
+    elif item.kind in ("model", "compact"):
         evidence.write_model(folder, item, canonical_state(_variable(namespace, item)), mode)
     else:
         evidence.write_results(folder, item, _variable(namespace, item))
@@ -111,7 +111,7 @@ def _student_context(test, namespace: dict) -> checks.Context:
         if item.kind == "trace":
             levels, states, error = trace(_function(namespace, item), item, test.public_levels, mode)
             items[item.name] = checks.Trace(levels, states, error)
-        elif item.kind == "model":
+        elif item.kind in ("model", "compact"):
             items[item.name] = canonical_state(_variable(namespace, item))
         else:
             items[item.name] = evidence.normalise_results(_variable(namespace, item))

@@ -18,14 +18,16 @@ All weights are float32 numpy arrays in the canonical layout (see
 submissions, and a TensorFlow-mode kernel never imports torch for them.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
 
+from .. import budget
 from ..frameworks import TENSORFLOW, display_names
+from ..paired import paired_interval
 from . import registry
-from .registry import FINAL_SPARSITY, PART4
+from .registry import COMPACT, FINAL_SPARSITY, FINETUNED, GRADUAL, PART4, PART5_BUDGET
 
 ACCURACY_TOLERANCE = 0.0025  # recorded vs re-evaluated accuracy (a few images of 5000; frameworks differ slightly)
 # Part 4 against the grader's own run of the recipe, per tensor: |student - recipe| / |recipe - start|. Measured on
@@ -46,13 +48,17 @@ class Trace:
 
 class Context:
     """The inputs of the checks: ``original`` weights, recorded ``items``, ``problems`` with items, how to
-    measure the accuracy of weights, and ``recipe(kind, start)``: the weights Part 4's recipe gives from
-    ``start`` (None in a student's own run, where Part 4 is compared with it only when graded)."""
+    measure the accuracy of weights, ``recipe(kind, start)``: the weights Part 4's recipe gives from ``start``,
+    and ``correct(state)``: which of the grader's test images the weights classify right (both None in a
+    student's own run, where Parts 4 and 5 are compared with the recipe only when graded)."""
 
     def __init__(self, original: dict, items: dict, problems: dict, accuracy: Callable[[dict], float],
-                 recipe: Callable[[str, dict], dict] | None = None, framework: str = "torch"):
+                 recipe: Callable[[str, dict], dict] | None = None, framework: str = "torch",
+                 correct: Callable[[dict], np.ndarray] | None = None):
         self.original, self.items, self.problems = original, items, problems
-        self._accuracy, self.recipe = accuracy, recipe
+        self._accuracy, self.recipe, self.correct = accuracy, recipe, correct
+        self.framework = framework
+        self.figures: dict = {}  # what the grader measured for the class pages (Part5Point)
         self.keras = framework == TENSORFLOW
         self._layer_names = display_names(framework)  # canonical layer -> the name the student's framework uses
         self.weights = "Conv2D and Dense kernels" if self.keras else "Conv2d and Linear weights"
@@ -436,7 +442,7 @@ def finetuned_model(ctx: Context) -> str:
     if ctx.recipe is None:
         return "compared with the grader's own run of the recipe when graded"
     start = _one_shot_start(ctx, tuned)
-    follows, measured = _against_recipe(ctx, tuned, ctx.recipe("finetuned", start), start)
+    follows, measured = _against_recipe(ctx, tuned, ctx.recipe(FINETUNED, start), start)
     if not follows:
         raise AssertionError(f"`finetuned_model` is not what the recipe trains from the course model with the zeros "
                              f"of `one_shot_model` (pruned to part4_target = {PART4.target:.0%}, masks kept): "
@@ -451,7 +457,7 @@ def gradual_model(ctx: Context) -> str:
     _check_sparsity(ctx, gradual, PART4.target, "`gradual_model`")
     if ctx.recipe is None:
         return "compared with the grader's own run of the recipe when graded"
-    follows, measured = _against_recipe(ctx, gradual, ctx.recipe("gradual", ctx.original), ctx.original)
+    follows, measured = _against_recipe(ctx, gradual, ctx.recipe(GRADUAL, ctx.original), ctx.original)
     if not follows:
         steps = ", ".join(f"{PART4.target * (e + 1) / (PART4.epochs - 1):.1%}" for e in range(PART4.epochs - 1))
         raise AssertionError(f"`gradual_model` is not what the recipe gives from the course model when it prunes "
@@ -480,6 +486,101 @@ def part4_accuracies(ctx: Context) -> str | None:
     if ctx.recipe is None:
         return "the models are compared with the grader's own run of the recipe when graded"
     return None
+
+
+# ---------------------------------------------------------------- Part 5: a compact model under a budget
+
+@dataclass
+class Part5Point:
+    """What the grader measured of one Part 5 model, for the class picture (``GradingResult.figures["part5"]``):
+    MACs as fractions of the dense model's, accuracies of the grader's own recipe runs on its own test images."""
+    framework: str
+    widths: list
+    macs: float
+    accuracy: float
+    baseline_widths: list
+    baseline_macs: float
+    baseline_accuracy: float
+    dense_accuracy: float
+    budget: float
+    difference: float
+    low: float
+    high: float
+
+
+def _widths_text(widths) -> str:
+    return "(" + ", ".join(str(w) for w in widths) + ")"
+
+
+def part5_budget(ctx: Context) -> str | None:
+    """``part5_model`` has fewer filters and needs at most ``part5_budget`` of the dense model's MACs."""
+    state = ctx.state(registry.PART5_MODEL)
+    widths = budget.conv_widths(state)
+    fraction = budget.macs_fraction(widths)
+    if fraction > PART5_BUDGET:
+        zeroed = sum(int(_per_filter(state[f"{conv}.weight"] == 0).all(1).sum()) for conv in ctx.convs)
+        hint = (f" It still holds {zeroed} all-zero filters: zeroed filters cost as much as any other until "
+                "remove_zero_filters builds the smaller model without them." if zeroed else "")
+        raise AssertionError(f"`part5_model` keeps {_widths_text(widths)} filters in its conv layers and needs "
+                             f"{fraction:.1%} of the dense model's MACs, over part5_budget = {PART5_BUDGET:.0%}.{hint}")
+    return f"{_widths_text(widths)} filters, {fraction:.1%} of the dense model's MACs" if ctx.recipe else None
+
+
+def _part5_start(ctx: Context) -> dict:
+    """``part5_start``, once it is shown to be the course model cut down to some of its filters."""
+    start = ctx.state(registry.PART5_START)
+    _, problem = budget.origin(start, ctx.original)
+    if problem:
+        raise AssertionError(f"`part5_start` is not the course model cut down to some of its filters: {problem}. "
+                             "Keep filters with your `keep_filters` on a freshly loaded course model, then "
+                             "remove_zero_filters; change nothing else before fine-tuning a copy of it.")
+    return start
+
+
+def part5_recipe(ctx: Context) -> str | None:
+    """``part5_start`` keeps course filters as they are, and ``part5_model`` is what the recipe trains from it."""
+    start, model = _part5_start(ctx), ctx.state(registry.PART5_MODEL)
+    if budget.conv_widths(model) != budget.conv_widths(start):
+        raise AssertionError(f"`part5_model` keeps {_widths_text(budget.conv_widths(model))} filters but "
+                             f"`part5_start` {_widths_text(budget.conv_widths(start))}: fine-tune a copy of "
+                             "`part5_start` (clone_model) and store that as `part5_model`.")
+    if ctx.recipe is None:
+        return "compared with the grader's own run of the recipe from `part5_start` when graded"
+    follows, measured = _against_recipe(ctx, model, ctx.recipe(COMPACT, start), start)
+    if not follows:
+        raise AssertionError(f"`part5_model` is not what the recipe trains from `part5_start`: {measured}. "
+                             "Fine-tune a copy of `part5_start` with your Part 4 `finetune` for part4_epochs "
+                             "epochs, nothing more.")
+    return measured
+
+
+def part5_baseline(ctx: Context) -> str | None:
+    """The recipe from ``part5_start`` is not less accurate than the recipe from the uniform choice under the
+    budget beyond the paired 95% interval (graded only: the grader runs both)."""
+    start = _part5_start(ctx)
+    widths = budget.conv_widths(start)
+    if budget.macs_fraction(widths) > PART5_BUDGET:
+        raise AssertionError(f"`part5_start` keeps {_widths_text(widths)} filters, which need "
+                             f"{budget.macs_fraction(widths):.1%} of the dense model's MACs, over part5_budget = "
+                             f"{PART5_BUDGET:.0%}: only a choice within the budget is compared with the uniform one.")
+    if ctx.recipe is None or ctx.correct is None:
+        return "the grader runs the recipe from `part5_start` and from the uniform choice when graded"
+    uniform_widths = budget.uniform_widths(PART5_BUDGET)
+    uniform = budget.cut(ctx.original, budget.largest_filters(ctx.original, uniform_widths))
+    mine, base = ctx.correct(ctx.recipe(COMPACT, start)), ctx.correct(ctx.recipe(COMPACT, uniform))
+    difference, low, high = paired_interval(mine, base)
+    point = Part5Point(ctx.framework, list(widths), budget.macs_fraction(widths), float(mine.mean()),
+                       list(uniform_widths), budget.macs_fraction(uniform_widths), float(base.mean()),
+                       ctx.accuracy(ctx.original), PART5_BUDGET, difference, low, high)
+    ctx.figures["part5"] = asdict(point)
+    measured = (f"the recipe from your {_widths_text(widths)} reaches {point.accuracy:.1%}, from the uniform "
+                f"{_widths_text(uniform_widths)} {point.baseline_accuracy:.1%}: {difference * 100:+.1f} points, "
+                f"paired 95% interval [{low * 100:+.1f}, {high * 100:+.1f}]")
+    if high < 0:
+        raise AssertionError(f"On the grader's test images {measured}, below it beyond the interval. The scan shows "
+                             "which layers lose the most accuracy per filter removed, and which cost the most MACs "
+                             "per filter kept.")
+    return measured
 
 
 def run(grade_id: str, ctx: Context) -> str | None:

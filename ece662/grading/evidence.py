@@ -14,6 +14,8 @@ notebook) holds one file per ``registry.Evidence`` item:
   ``source``, ``framework`` (``torch`` | ``tensorflow``), and for a trace
   ``levels`` (JSON list of the levels completed) and ``error`` (what the
   student's function raised, or empty).
+  A *compact* model (Part 5) has the same names with fewer filters in its
+  conv layers (``ece662/budget.py``).
 * ``<name>.json`` for a *results* dict: ``{"format", "version", "kind":
   "results", "source", "items": [[key, value], ...]}`` where a key or value
   that is not a number is recorded as ``{"type": <its type name>}``.
@@ -31,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..architecture import CONV_LAYERS
+from ..budget import CONVS, compact_shapes
 from ..paths import SUPPORTED_MODES
 
 FORMAT, VERSION = "ece662-evidence", "1"
@@ -83,7 +87,7 @@ def _meta(kind: str, source: str, framework: str, **extra) -> dict:
 
 def write_model(folder: Path, item, state: dict, framework: str) -> Path:
     path = Path(folder) / item.filename
-    _save_arrays(path, state, _meta("model", item.source, framework))
+    _save_arrays(path, state, _meta(item.kind, item.source, framework))
     return path
 
 
@@ -229,6 +233,25 @@ def read_model(folder: Path, item, shapes: dict[str, tuple]) -> tuple[dict, str]
     meta = _header(data).get("__metadata__", {})
     _check_meta(meta, item)
     return _arrays(data, shapes), meta["framework"]
+
+
+def read_compact(folder: Path, item, shapes: dict[str, tuple]) -> tuple[dict, str]:
+    """(canonical state, framework) of a compact model item: the course model's layers (``shapes``), each conv
+    layer with between 1 and all of its filters, the next layer's inputs to match (``ece662/budget.py``)."""
+    data = read_capped(Path(folder) / item.filename, array_bytes(shapes) + MAX_HEADER_BYTES)
+    header = _header(data)
+    meta = header.get("__metadata__", {})
+    _check_meta(meta, item)
+    widths = []
+    for prefix, layer in zip(CONVS, CONV_LAYERS):
+        entry = header.get(f"{prefix}.weight")
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        full = shapes[f"{prefix}.weight"][0]
+        if not isinstance(shape, list) or not shape or not isinstance(shape[0], int) or not 1 <= shape[0] <= full:
+            raise EvidenceError(f"has {layer} with {_short(shape)} as its shape: a compact model keeps between 1 "
+                                f"and {full} of its filters")
+        widths.append(shape[0])
+    return _arrays(data, compact_shapes(shapes, widths)), meta["framework"]
 
 
 def read_trace(folder: Path, item, shapes: dict[str, tuple]) -> tuple[list, list, str, str]:

@@ -43,6 +43,11 @@ class Part4Recipe:
 
 
 PART4 = Part4Recipe()
+# What the grader runs the recipe for: Part 4's fine-tune and gradual runs, Part 5's fine-tune of a compact model
+FINETUNED, GRADUAL, COMPACT = "finetuned", "gradual", "compact"
+# Part 5: `part5_model` may need at most this fraction of the dense model's MACs (the notebook's part5_settings
+# cell, written by `make release`). At 30% the uniform choice keeps (16, 32, 32) filters (ece662/budget.py).
+PART5_BUDGET = 0.3
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class Evidence:
     ``<name>.safetensors`` (trace, model) or ``<name>.json`` (results) in the evidence folder.
     """
     name: str
-    kind: str  # "trace" | "model" | "results"
+    kind: str  # "trace" | "model" | "compact" (a model with fewer filters) | "results"
     source: str
     levels: tuple = ()
     cumulative: bool = False  # trace: one model pruned level after level (else a fresh model per level)
@@ -74,6 +79,8 @@ PART4_ONE_SHOT = Evidence("part4_one_shot", "trace", "prune_unstructured_to", (P
 PART4_FINETUNED = Evidence("part4_finetuned", "model", "finetuned_model")
 PART4_GRADUAL = Evidence("part4_gradual", "model", "gradual_model")
 PART4_RESULTS = Evidence("part4_results", "results", "part4_results", keys=("after_training", "during_training"))
+PART5_START = Evidence("part5_start", "compact", "part5_start")  # the compact model before training
+PART5_MODEL = Evidence("part5_model", "compact", "part5_model")
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,15 @@ TESTS = (
     GradedTest("test_part4_accuracies", "part4", 1, "part4_accuracies",
                (PART4_ONE_SHOT, PART4_FINETUNED, PART4_GRADUAL, PART4_RESULTS),
                "the two recorded accuracies are those of your two Part 4 models", public_levels=()),
+    GradedTest("test_part5_budget", "part5", 2, "part5_budget", (PART5_MODEL,),
+               "`part5_model` has its filters physically removed and needs at most part5_budget of the dense model's "
+               "MACs", public_levels=()),
+    GradedTest("test_part5_recipe", "part5", 3, "part5_recipe", (PART5_START, PART5_MODEL),
+               "every filter of `part5_start` is one of the course model's (with its bias, over the channels kept "
+               "before it) and `part5_model` is what the recipe trains from it", public_levels=()),
+    GradedTest("test_part5_baseline", "part5", 2, "part5_baseline", (PART5_START,),
+               "the recipe from your `part5_start` is not less accurate than the recipe from the uniform choice under "
+               "the same budget, beyond the paired 95% interval, on the grader's own test images"),
 )
 
 # What each autograded part asks for, as the notebook's points table says it.
@@ -132,18 +148,21 @@ PART_TASKS = {
     "part1": "`prune_unstructured_to` and the 10%...80% sweep",
     "part2": "`prune_filters` and the three-level sweep",
     "part4": "fine-tuning with masks and gradual pruning, on the stated recipe",
+    "part5": "a compact model under `part5_budget`, fine-tuned with the recipe",
 }
 
 QUESTIONS = (
     ManualQuestion("q1_answer", "q1", 5, "Inline Question 1: accuracy vs pruning level"),
     ManualQuestion("q2_answer", "q2", 5, "Inline Question 2: structured pruning vs dropout"),
     ManualQuestion("q3_answer", "q3", 5, "Inline Question 3: pruning during vs after training"),
+    ManualQuestion("q4_answer", "q4", 5, "Inline Question 4: which filters to keep under a budget"),
 )
 
 # Ungraded cells that autograding skips: they only measure and plot, nothing graded or run later needs what they
 # define (the sweeps before the plots still run, so every name a student might use later exists), and they cost
 # time: Parts 1 and 2's plots were 17 s of a 40 s graded notebook at full size (benchmarks/REPORT.md, P4d).
-NOT_RUN_WHEN_GRADED = ("part1_plot", "part2_plot", "part3_compare", "part4_control", "part4_plot")
+NOT_RUN_WHEN_GRADED = ("part1_plot", "part2_plot", "part3_compare", "part4_control", "part4_plot", "part5_scan",
+                       "part5_compare")
 
 _BY_ID = {t.grade_id: t for t in TESTS}
 

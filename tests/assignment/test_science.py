@@ -4,7 +4,9 @@ A course model is trained on the sample as ``make model`` trains one on CINIC-10
 
 * the premises the notebook states are checked with paired intervals (``autograder/course/profile.py``): the zeroed
   and the removed filter-pruned models predict the same, one-shot pruning to Part 4's target loses accuracy beyond
-  the noise, and fine-tuning with the stated recipe wins it back beyond the noise;
+  the noise, and fine-tuning with the stated recipe wins it back beyond the noise; at Part 5's budget, after the
+  recipe, the sensitivity-guided choice of filters and the uniform one end within the paired interval of each other,
+  and the uniform compact model within that of the dense model;
 * the claims of the notebook's text that carry a number (``CLAIMS``: a pattern of the source notebook's markdown,
   model answers included, whose groups are the numbers it states) are read from the notebook and compared with a
   run on the sample. A reworded claim fails until this test reads the new sentence. Timings are not checked here
@@ -21,9 +23,10 @@ import numpy as np
 import pytest
 
 from autograder.reference import solution
-from autograder.course.profile import premises
-from ece662 import data_utils, train
-from ece662.grading.registry import PART4
+from autograder.course.profile import part5, premises
+from ece662 import budget, data_utils, train
+from ece662.grading.registry import PART4, PART5_BUDGET
+from ece662.paired import paired_interval
 
 SAMPLE_EPOCHS = 10
 MODES = ["torch"] + (["tensorflow"] if importlib.util.find_spec("tensorflow") else [])
@@ -48,6 +51,13 @@ CLAIMS = {
     "fc1_robust": r"the first Linear layer alone keeps its accuracy even at 98%",
     "conv1_sensitive": r"the first conv layer \([^)]*\) loses accuracy fastest when pruned alone",
     "one_shot_loss": r"one-shot pruning to 95% lost about (\d+) to (\d+) points against the dense model",
+    "part5_filter_cost": r"8 filters of the first conv layer are ([\d.]+)% of the dense model's MACs \([^)]*\), 8 "
+                         r"filters of the second ([\d.]+)%, 8 of the third ([\d.]+)%",
+    "part5_uniform": r"rounded up to a multiple of 8: \((\d+), (\d+), (\d+)\) at (\d+)%\)",
+    "part5_cut_cost": r"the uniform choice lost about (\d+) point against the dense model before any training, inside "
+                      r"the paired interval, and after the recipe it was still within the paired interval of the dense "
+                      r"model",
+    "part5_guided": r"came out as the uniform one at (\d+)%",
 }
 
 
@@ -75,10 +85,19 @@ def sample_data(sample_models, monkeypatch):
     return data_utils.get_CINIC10_data(root=root, verbose=False)
 
 
+_PART5: dict = {}  # mode -> profile.part5's figures: one scan and one recipe run per mode for both tests
+
+
+def part5_figures(mode: str, data: dict) -> dict:
+    if mode not in _PART5:
+        _PART5[mode] = part5(mode, data)
+    return _PART5[mode]
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_the_notebooks_premises_hold_on_real_images(sample_data, mode):
-    found = premises(mode, sample_data)
-    assert len(found) == 3
+    found = premises(mode, sample_data, part5_figures(mode, sample_data))
+    assert len(found) == 5
     for premise in found:
         assert premise.holds, f"{premise.statement}: {premise.figures}"
 
@@ -96,7 +115,7 @@ def stated(name: str) -> list[float]:
 def measure(mode: str, data: dict) -> dict:
     """What a student's run of the notebook shows on ``data``, for the claims of ``CLAIMS``."""
     from ece662.compaction import remove_zero_filters
-    from ece662.plots import correct_on, layer_sensitivity, measure_curve, paired_interval
+    from ece662.plots import correct_on, layer_sensitivity, measure_curve
     from ece662.frameworks import canonical_state, helpers
     from ece662.weights import count_macs
 
@@ -132,6 +151,7 @@ def measure(mode: str, data: dict) -> dict:
         "dense": curve[0.0]["accuracy"],
         "one_shot": paired_interval(correct_on(pruned(prune_to, PART4.target), test), correct_on(dense, test)),
     }
+    figures["part5"] = part5_figures(mode, data)
     if mode == "torch":
         from torch.nn.utils import prune
 
@@ -169,6 +189,20 @@ def disagreements(m: dict) -> list[str]:
     at90, at98 = np.array(m["sensitivity"]).T
     check("fc1_robust", abs(at98[3] - m["dense"]) <= ABOUT, (at98[3], m["dense"]))
     check("conv1_sensitive", at90.argmin() == 0 and at98.argmin() == 0, m["sensitivity"])
+    full, cost = budget.FULL_WIDTHS, []
+    for index in range(len(full)):
+        fewer = list(full)
+        fewer[index] -= 8
+        cost.append(round((1 - budget.macs_fraction(fewer)) * 100, 1))
+    check("part5_filter_cost", stated("part5_filter_cost") == cost, cost)
+    uniform = budget.uniform_widths(PART5_BUDGET)
+    check("part5_uniform", stated("part5_uniform") == [*uniform, PART5_BUDGET * 100], uniform)
+    p5 = m["part5"]["correct"]
+    before, after = paired_interval(p5["uniform"], p5["dense"]), paired_interval(p5["uniform_tuned"], p5["dense"])
+    check("part5_cut_cost", abs(-before[0] - stated("part5_cut_cost")[0] / 100) <= ABOUT
+          and before[1] <= 0 <= before[2] and after[1] <= 0 <= after[2], (before, after))
+    check("part5_guided", m["part5"]["guided"] == uniform and stated("part5_guided") == [PART5_BUDGET * 100],
+          (m["part5"]["guided"], uniform))
     low, high = stated("one_shot_loss")
     check("one_shot_loss", low - 0.5 <= -m["one_shot"][0] * 100 <= high + 0.5 and m["one_shot"][2] < 0, m["one_shot"])
     return wrong

@@ -1,6 +1,6 @@
 """The source notebook's solution is the reference solution (autograder/reference/): the same weights, bit for bit.
 
-The grader runs Part 4's recipe with the reference and the example submissions are built from it, so a
+The grader runs the recipe of Parts 4 and 5 with the reference and the example submissions are built from it, so a
 solution cell that drifted from it would grade students against another answer than the one they are taught.
 """
 import nbformat
@@ -35,7 +35,7 @@ def solution(course_env):
               train_epoch=train_epoch, X_part4=data["X_train"][:PART4.images], y_part4=data["y_train"][:PART4.images],
               part4_lr=PART4.lr, part4_momentum=PART4.momentum)
     cells = {c.get("id"): c.source for c in nbformat.read(REPO / SOURCE_DIR / ASSIGNMENT / NOTEBOOK, 4).cells}
-    for cell_id in ("part1_code", "part2_code", "part4_code"):
+    for cell_id in ("part1_code", "part2_code", "part4_code", "part5_code"):
         definitions = cells[cell_id].split("\n\n\n### BEGIN SOLUTION")[0].split("\n\n\nunstructured_results")[0]
         exec(definitions.split("\n\n\nstructured_results")[0], ns)  # the function definitions, not the sweeps
     return ns, data
@@ -74,3 +74,15 @@ def test_part4_solution_is_the_recipe_the_grader_runs(solution):
     reference.train_with_gradual_pruning(theirs, PART4.epochs, PART4.target, X, y, PART4.lr, PART4.momentum)
     assert _same(mine, theirs)
     assert global_sparsity(mine) == pytest.approx(PART4.target, abs=1e-4)
+
+
+def test_part5_solution_keeps_the_reference_filters(solution):
+    ns, _ = solution
+    for keep in ((16, 24, 48), (8, 64, 8), (32, 64, 64)):
+        mine, theirs = load_model(model_path("torch")), load_model(model_path("torch"))
+        ns["keep_filters"](mine, keep)
+        reference.keep_filters(theirs, keep)
+        assert _same(mine, theirs), keep
+        kept = [int(layer.weight.detach().flatten(1).ne(0).any(1).sum()) for _, layer in prunable_layers(mine)
+                if isinstance(layer, nn.Conv2d)]
+        assert tuple(kept) == keep

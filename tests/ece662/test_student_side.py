@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from ece662 import data_utils, latency, plots
+from ece662 import data_utils, latency, paired, plots
 from ece662.model import SmallCNN
 from ece662.pruning_helper import (
     accuracy, clone_model, effective_state_dict, effective_weight, global_sparsity, layer_sparsity, load_model,
@@ -106,15 +106,15 @@ def test_real_sample_pruned_training_learns_and_stays_sparse(sample_root, monkey
 
 def test_paired_interval_counts_only_the_images_the_models_disagree_on():
     reference = np.array([True] * 50 + [False] * 50)
-    assert plots.paired_interval(reference, reference) == (0.0, 0.0, 0.0)  # the same model: no noise at all
+    assert paired.paired_interval(reference, reference) == (0.0, 0.0, 0.0)  # the same model: no noise at all
     better = reference.copy()
     better[50:60] = True  # right on 10 more images, wrong on none it got right
-    difference, low, high = plots.paired_interval(better, reference)
+    difference, low, high = paired.paired_interval(better, reference)
     assert difference == pytest.approx(0.10) and 0.04 < low < 0.10 < high < 0.16
     # two models with the same accuracy that disagree on 40 images: an interval around 0, far wider
     swapped = reference.copy()
     swapped[:20], swapped[50:70] = False, True
-    difference, low, high = plots.paired_interval(swapped, reference)
+    difference, low, high = paired.paired_interval(swapped, reference)
     assert difference == 0.0 and low < -0.1 and high > 0.1
 
 

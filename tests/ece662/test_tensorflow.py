@@ -237,6 +237,19 @@ def test_remove_zero_filters_gives_a_narrower_model_with_the_same_outputs(tf_mod
     assert all(np.array_equal(compact[k], v) for k, v in torch_state(torch_small).items())
 
 
+def test_keep_filters_in_keras_keeps_what_torch_keeps(tf_model_file, course_env):
+    from autograder.reference import solution
+    from ece662.pruning_helper import canonical_weights
+
+    keras_model, torch_model = load_model(tf_model_file, mode="tensorflow"), load_model(course_env)
+    solution("tensorflow").keep_filters(keras_model, (16, 24, 48))
+    solution("torch").keep_filters(torch_model, (16, 24, 48))
+    keras_small = canonical_state(keras_helper.remove_zero_filters(keras_model))
+    torch_small = canonical_weights(remove_zero_filters_torch(torch_model))
+    assert [keras_small[f"{p}.weight"].shape[0] for p in ("features.0", "features.3", "features.6")] == [16, 24, 48]
+    assert all(np.array_equal(keras_small[k], v) for k, v in torch_small.items())
+
+
 def test_remove_zero_filters_refuses_other_architectures():
     with pytest.raises(TypeError, match="course SmallCNN"):
         keras_helper.remove_zero_filters(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))

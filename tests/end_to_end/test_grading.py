@@ -26,7 +26,8 @@ from ece662.grading import registry
 from ece662.grading.checks import MAX_RECIPE_DISTANCE
 
 FULL = {t.grade_id: t.points for t in registry.TESTS}
-PART1, PART2, PART4 = ({g for g in FULL if registry.part_of(g) == p} for p in ("part1", "part2", "part4"))
+PART1, PART2, PART4, PART5 = ({g for g in FULL if registry.part_of(g) == p}
+                               for p in ("part1", "part2", "part4", "part5"))
 LIMITS = Limits(cell_timeout=40, notebook_timeout=400, memory_mb=6144)
 
 # Tests each example must FAIL (all other autograded tests must pass), and the status it must get.
@@ -55,16 +56,28 @@ EXPECTED = {
     "wrong_filter_bias_kept": ({"test_part2_scope"}, "graded"),
     "wrong_finetune_drops_masks": ({"test_part4_finetuned", "test_part4_accuracies"}, "graded"),
     "wrong_gradual_untrained": ({"test_part4_gradual", "test_part4_accuracies"}, "graded"),
-    # a little less than the recipe (one batch fewer per epoch, both runs): neither model is the recipe's
-    "wrong_one_batch_fewer": (PART4, "graded"),
+    # a little less than the recipe (one batch fewer per epoch, both runs): neither model is the recipe's, and
+    # Part 5 fine-tunes with the same `finetune` (the grader's run from the student's choice still reaches the baseline)
+    "wrong_one_batch_fewer": (PART4 | {"test_part5_recipe"}, "graded"),
     # the recipe from another start than `one_shot_model` (a random 95% mask): the fine-tune earns nothing, the
     # gradual run its points
     "wrong_finetune_random_start": ({"test_part4_finetuned", "test_part4_accuracies"}, "graded"),
-    # TensorFlow mode: the same mistakes in Parts 1 and 2 lose the same points (Part 4 left undone in these)
+    # Part 5: the uniform choice is what the grader compares with; over the budget, the choice is not compared
+    "correct_part5_uniform": (set(), "graded"),
+    "wrong_part5_over_budget": ({"test_part5_budget", "test_part5_baseline"}, "graded"),
+    # zeroed filters still cost their MACs, and a start with zero filters is not the course model cut down
+    "wrong_part5_not_removed": (PART5, "graded"),
+    # training more than the recipe, or on the test images: not the recipe's model, and the baseline test measures
+    # the grader's own run from the student's start, which neither changes
+    "wrong_part5_trained_longer": ({"test_part5_recipe"}, "graded"),
+    "wrong_part5_trained_on_test": ({"test_part5_recipe"}, "graded"),
+    # TensorFlow mode: the same mistakes in Parts 1, 2 and 5 lose the same points (Parts 4 and 5 left undone in the
+    # Parts 1 and 2 ones)
     "tf_correct": (set(), "graded"),
-    "tf_wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model"} | PART4, "graded"),
-    "tf_wrong_per_layer": ({"test_part1_global", "test_part1_final_model"} | PART4, "graded"),
-    "tf_wrong_structured_hits_dense": ({"test_part2_scope"} | PART4, "graded"),
+    "tf_wrong_part5_trained_longer": ({"test_part5_recipe"}, "graded"),
+    "tf_wrong_incremental_fraction": ({"test_part1_cumulative", "test_part1_final_model"} | PART4 | PART5, "graded"),
+    "tf_wrong_per_layer": ({"test_part1_global", "test_part1_final_model"} | PART4 | PART5, "graded"),
+    "tf_wrong_structured_hits_dense": ({"test_part2_scope"} | PART4 | PART5, "graded"),
     # the fake test_model stays defined, so every recorded accuracy after it is fake too
     "tamper_fake_test_model": ({"test_part1_accuracies", "test_part2_accuracies", "test_part4_accuracies"}, "graded"),
     # it replaces run_test itself, so no test cell records anything: nothing can be credited

@@ -557,8 +557,8 @@ def _html_payloads(nb):
 # ------------------------------------------------------------------ notebooks
 
 def _notebook(part1: str | None, part2: str | None = examples.P2_CORRECT, part4: str | None = None):
-    """The release with Parts 1, 2 and 4 filled in (None: the released stub, which raises)."""
-    return examples.fill(examples.release_notebook(), part1, part2, part4)
+    """The release with Parts 1, 2 and 4 filled in (None: the released stub, which raises); Part 5 left undone."""
+    return examples.fill(examples.release_notebook(), part1, part2, part4, part5=None, keep=None)
 
 
 def _tamper_cell_flags(nb):
