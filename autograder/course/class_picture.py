@@ -2,8 +2,9 @@
 
 The figures are the grader's (``GradingResult.figures["part5"]``), checked again here: a malformed entry is
 reported and left out. The page names nobody: each point is labelled by an HMAC of the student id under a
-secret kept in the grading folder. A student's feedback page shows the same plot, unlabelled, with their point
-ringed (``feedback_section``).
+secret kept in the grading folder. A student's feedback page shows their own point, ringed, against the same dense
+model, uniform baseline and budget, and the id that finds it on the class page (``feedback_section``): nothing on
+it depends on other students, so one student's regrade changes no one else's page (nor re-uploads it to Canvas).
 """
 import base64
 import hashlib
@@ -110,8 +111,8 @@ def plot_png(points: list, highlight: str | None = None) -> bytes:
 
 
 def feedback_section(points: list, student: str) -> str:
-    """The Part 5 section of ``student``'s feedback page: the class plot with their point ringed and their
-    figures; "" when they have no graded Part 5 model."""
+    """The Part 5 section of ``student``'s feedback page: their point ringed against the dense model, the uniform
+    baseline and the budget, and their figures; "" when they have no graded Part 5 model."""
     own = next((p for p in points if p.student == student), None)
     if own is None:
         return ""
@@ -121,8 +122,8 @@ def feedback_section(points: list, student: str) -> str:
                 f"{_pct(own.baseline_accuracy)} for the uniform baseline under the same budget: a difference of "
                 f"{_pp(own.difference)} percentage points (95% interval {_pp(own.low)} to {_pp(own.high)}); "
                 f"the class page shows your model as {own.label}.")
-    return (f'<div class="part5"><h4>Part 5: your model in the class</h4>\n'
-            f'{_img(plot_png(points, student), "Part 5 models of the class, yours ringed in red")}\n'
+    return (f'<div class="part5"><h4>Part 5: your model</h4>\n'
+            f'{_img(plot_png([own], student), "Your Part 5 model, ringed in red")}\n'
             f"<p>{html.escape(sentence)}</p></div>")
 
 

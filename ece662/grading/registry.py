@@ -159,10 +159,10 @@ QUESTIONS = (
 )
 
 # Ungraded cells that autograding skips: they only measure and plot, nothing graded or run later needs what they
-# define (the sweeps before the plots still run, so every name a student might use later exists), and they cost
-# time: Parts 1 and 2's plots were 17 s of a 40 s graded notebook at full size (benchmarks/REPORT.md, P4d).
-NOT_RUN_WHEN_GRADED = ("part1_plot", "part2_plot", "part3_compare", "part4_control", "part4_plot", "part5_scan",
-                       "part5_compare")
+# define (the sweeps and Part 5's scan before the plots still run, so every name a student might use later exists),
+# and they cost time: Parts 1 and 2's plots were 17 s of a 40 s graded notebook at full size (benchmarks/REPORT.md).
+NOT_RUN_WHEN_GRADED = ("part1_plot", "part2_plot", "part3_compare", "part4_control", "part4_plot",
+                       "part5_scan_plot", "part5_compare")
 
 _BY_ID = {t.grade_id: t for t in TESTS}
 

@@ -317,9 +317,9 @@ def test_the_summary_leaves_to_grade_what_the_gradebook_does(tmp_path, capsys):
     for s in ("ann", "bob"):
         (subs / f"{s}.ipynb").write_text("{}")
     collection = collect(subs, out / "collected")
-    q1, q2, q3 = QUESTIONS
-    results = {"ann": _fake_graded(out, template, "ann", "an answer", blank=(q3,)),
-               "bob": _fake_graded(out, template, "bob", "an answer", blank=(q2, q3))}
+    q1, q2, *later = QUESTIONS
+    results = {"ann": _fake_graded(out, template, "ann", "an answer", blank=tuple(later)),
+               "bob": _fake_graded(out, template, "bob", "an answer", blank=(q2, *later))}
     outcome = finish(out, collection, results, template)
     assert {g.student: g.pending() for g in outcome.grades} == {"ann": [q1, q2], "bob": [q1]}
     print_summary(outcome, collection, out, True, None, 1.0, 2)
@@ -529,7 +529,7 @@ def test_whole_loop(course_env, tmp_path, canvas, capsys):
     assert serving_pid(out) is None and not (out / SERVING).exists()
 
     # grading by hand (what formgrader's form saves), then final grades
-    manual = {q: float(n) for q, n in zip(QUESTIONS, (4, 5, 3))}
+    manual = {q: float(n) for q, n in zip(QUESTIONS, (4, 5, 3, 4), strict=True)}
     for q, score in manual.items():
         _set_manual(out / "gradebook.db", "111", q, score, "Clear argument." if q == QUESTIONS[0] else None)
         _set_manual(out / "gradebook.db", "222", q, 1.0, "Please see me." if q == QUESTIONS[0] else None)

@@ -27,7 +27,7 @@ from autograder.nbgrader_course import ASSIGNMENT, NOTEBOOK, REPO, SOURCE_DIR
 from autograder.worker import sandbox
 from autograder.worker.job import WORKER_SLACK_S
 from autograder.worker.results import STATUS_GRADED, GradingResult, Verdict
-from demo.examples import write_examples
+from demo.examples import P5_TRAINED_LONGER, insert_after, write_examples
 from ece662.grading import registry
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS", "### END SOLUTION")
@@ -211,15 +211,23 @@ def test_run_without_a_notebook(tmp_path):
 
 
 def test_run_grades_a_submission(bundle, tmp_path, course_env):
+    """Two examples' mistakes in one notebook (Part 2's filters pruned in the Linear layers too, Part 5's model
+    trained an epoch more than the recipe): exactly their two tests lost, as on the course pipeline."""
     root = tmp_path / "autograder"
     extract(bundle, root / "source")
     write_examples(root / "submission", ["wrong_structured_hits_linear"])
+    notebook = root / "submission" / "wrong_structured_hits_linear.ipynb"
+    nb = insert_after(nbformat.read(notebook, as_version=4), "part5_build", P5_TRAINED_LONGER)
+    notebook.write_text(nbformat.writes(nb))
     mode = sandbox.BUBBLEWRAP if sandbox.sandbox_unavailable_reason() is None else sandbox.NONE
     payload = run(root, Settings(sandbox=mode, limits=TEST_LIMITS))
     tests = {t["name"].split(":")[0]: t for t in payload["tests"]}
     assert tests["test_part2_scope"]["score"] == 0, payload["output"]
     assert "Linear" in tests["test_part2_scope"]["output"]
-    assert payload["score"] == registry.autograded_total() - registry.test("test_part2_scope").points
+    assert tests["test_part5_recipe"]["score"] == 0
+    assert "not what the recipe trains" in tests["test_part5_recipe"]["output"]
+    assert payload["score"] == registry.autograded_total() - sum(registry.test(g).points for g in
+                                                                  ("test_part2_scope", "test_part5_recipe"))
     assert "Graded notebook: `wrong_structured_hits_linear.ipynb`" in payload["output"]
     assert "BEGIN HIDDEN TESTS" not in json.dumps(payload)
 

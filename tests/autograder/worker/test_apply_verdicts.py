@@ -27,7 +27,7 @@ def _cell(source, grade_id: str, outputs, grade=True):
 def test_verdicts_replace_the_graded_cells_outputs_and_the_student_cells_keep_theirs(tmp_path, monkeypatch):
     asked = []
 
-    def verifier(folder, cell_status, trusted):  # one test passes, the others fail
+    def verifier(folder, cell_status, trusted, figures):  # one test passes, the others fail
         asked.append((folder, cell_status))
         return {t.grade_id: Verdict(t.grade_id == PASSES, "passed" if t.grade_id == PASSES else "wrong sparsity")
                 for t in registry.TESTS}

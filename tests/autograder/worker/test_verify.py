@@ -16,6 +16,7 @@ from autograder.worker.verify import RAN, TrustedData, verify
 from ece662 import data_utils
 from ece662.grading import cells, evidence, registry
 from ece662.grading.registry import PART4
+from ece662.compaction import remove_zero_filters
 from ece662.pruning_helper import clone_model, load_model, model_path, prunable_layers, test_model, train_epoch
 
 reference = solution("torch")
@@ -74,8 +75,9 @@ def gradual(part1=reference.prune_unstructured_to):
     return model
 
 
-def namespace(part1=reference.prune_unstructured_to, part2=reference.prune_filters, part4=None):
-    """The objects a notebook would hold after Parts 1, 2 (and 4, given its two models) with these functions."""
+def namespace(part1=reference.prune_unstructured_to, part2=reference.prune_filters, part4=None, part5=None):
+    """The objects a notebook would hold after Parts 1, 2 (and 4 and 5, given their two models) with these
+    functions."""
     data, test_data, _, _ = _data()
     model = load_model(model_path("torch"))
     unstructured = {}
@@ -93,6 +95,8 @@ def namespace(part1=reference.prune_unstructured_to, part2=reference.prune_filte
         tuned, grad = part4
         ns.update(finetuned_model=tuned, gradual_model=grad, part4_results={
             "after_training": test_model(tuned, test_data), "during_training": test_model(grad, test_data)})
+    if part5 is not None:
+        ns.update(part5_start=part5[0], part5_model=part5[1])
     return ns
 
 
@@ -112,6 +116,15 @@ def one_shot(course_env):
 @pytest.fixture(scope="module")
 def honest_part4(one_shot):
     return finetuned(one_shot), gradual()
+
+
+@pytest.fixture(scope="module")
+def honest_part5(course_env):
+    """Part 5 as the notebook builds it: the uniform choice, compact, and a copy trained with the recipe."""
+    start = load_model(model_path("torch"))
+    reference.keep_filters(start, (16, 32, 32))
+    start = remove_zero_filters(start)
+    return start, finetuned(start)
 
 
 def grade(ns, folder, trusted, monkeypatch, tests=registry.TESTS):
@@ -137,8 +150,9 @@ def failures(verdicts):
     return {g: v.message for g, v in verdicts.items() if not v.passed}
 
 
-def test_correct_work_gets_full_marks(tmp_path, monkeypatch, trusted, honest_part4):
-    points, verdicts = grade(namespace(part4=honest_part4), tmp_path / "evidence", trusted, monkeypatch)
+def test_correct_work_gets_full_marks(tmp_path, monkeypatch, trusted, honest_part4, honest_part5):
+    points, verdicts = grade(namespace(part4=honest_part4, part5=honest_part5), tmp_path / "evidence", trusted,
+                             monkeypatch)
     assert failures(verdicts) == {}
     assert sum(points.values()) == registry.autograded_total()
 
@@ -160,7 +174,7 @@ def test_a_one_weight_pruner_gets_nothing_for_part1(tmp_path, monkeypatch, trust
 def test_a_filter_is_its_weights_and_its_bias(tmp_path, monkeypatch, trusted):
     points, verdicts = grade(namespace(part2=filters_without_bias), tmp_path / "evidence", trusted, monkeypatch)
     assert failures(verdicts).keys() == {"test_part2_scope"} | {t.grade_id for t in registry.TESTS
-                                                                 if t.part == "part4"}
+                                                                 if t.part in ("part4", "part5")}
     assert "its weights AND its bias" in verdicts["test_part2_scope"].message
     assert "bias[c]" in verdicts["test_part2_scope"].message
 
