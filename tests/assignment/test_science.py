@@ -58,7 +58,11 @@ CLAIMS = {
                       r"the paired interval, and after the recipe it was still within the paired interval of the dense "
                       r"model",
     "part5_guided": r"came out as the uniform one at (\d+)%",
+    "part5_narrow": r"in TensorFlow \(8, 40, 48\) lost about (\d+) points against the uniform choice before training, "
+                    r"beyond the interval, and ended within the interval of it after the recipe",
+    "part5_scan_conv1": r"TensorFlow: conv1 at 8 filters lost about (\d+) points",
 }
+NARROW = (8, 40, 48)  # the first conv layer cut to its minimum (part5_narrow)
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +156,8 @@ def measure(mode: str, data: dict) -> dict:
         "one_shot": paired_interval(correct_on(pruned(prune_to, PART4.target), test), correct_on(dense, test)),
     }
     figures["part5"] = part5_figures(mode, data)
+    if mode == "tensorflow":
+        figures["part5_narrow"] = compact_before_and_after(mode, data, NARROW)
     if mode == "torch":
         from torch.nn.utils import prune
 
@@ -161,6 +167,22 @@ def measure(mode: str, data: dict) -> dict:
                                       pruning_method=prune.L1Unstructured, amount=0.1)
         figures["compounding"] = helper.global_sparsity(repeated)
     return figures
+
+
+def compact_before_and_after(mode: str, data: dict, widths) -> tuple:
+    """Per-test-image correctness of the compact model keeping ``widths`` filters, before and after the recipe."""
+    from ece662.compaction import remove_zero_filters
+    from ece662.frameworks import helpers
+    from ece662.plots import correct_on
+
+    reference, helper, test = solution(mode), helpers(mode), [data["X_test"], data["y_test"]]
+    model = helper.load_model(helper.model_path(mode), mode=mode)
+    reference.keep_filters(model, widths)
+    compact = remove_zero_filters(model)
+    before = correct_on(compact, test)
+    reference.finetune(compact, PART4.epochs, data["X_train"][:PART4.images], data["y_train"][:PART4.images],
+                       PART4.lr, PART4.momentum)
+    return before, correct_on(compact, test)
 
 
 def disagreements(m: dict) -> list[str]:
@@ -203,6 +225,13 @@ def disagreements(m: dict) -> list[str]:
           and before[1] <= 0 <= before[2] and after[1] <= 0 <= after[2], (before, after))
     check("part5_guided", m["part5"]["guided"] == uniform and stated("part5_guided") == [PART5_BUDGET * 100],
           (m["part5"]["guided"], uniform))
+    if "part5_narrow" in m:
+        narrow_before = paired_interval(m["part5_narrow"][0], p5["uniform"])
+        narrow_after = paired_interval(m["part5_narrow"][1], p5["uniform_tuned"])
+        scan_loss = m["part5"]["dense_val"] - m["part5"]["scan"]["conv1"][8][1]
+        check("part5_scan_conv1", abs(scan_loss - stated("part5_scan_conv1")[0] / 100) <= ABOUT, scan_loss)
+        check("part5_narrow", abs(-narrow_before[0] - stated("part5_narrow")[0] / 100) <= ABOUT
+              and narrow_before[2] < 0 and narrow_after[1] <= 0 <= narrow_after[2], (narrow_before, narrow_after))
     low, high = stated("one_shot_loss")
     check("one_shot_loss", low - 0.5 <= -m["one_shot"][0] * 100 <= high + 0.5 and m["one_shot"][2] < 0, m["one_shot"])
     return wrong
