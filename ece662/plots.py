@@ -25,6 +25,17 @@ def _axes(ax, figsize=(7, 4.2)):
     return ax if ax is not None else plt.subplots(figsize=figsize)[1]
 
 
+def _percent_axes(ax, xlabel: str, ylabel: str, title: str, legend_loc: str) -> None:
+    """Both axes as percentages, labels, title, a light grid and a small legend."""
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc=legend_loc)
+
+
 def _layer_weights(model) -> list[tuple[str, str, np.ndarray]]:
     """(name, layer type, weights as numpy) of every prunable layer of a torch or Keras model (masks folded in)."""
     layers = []
@@ -262,13 +273,9 @@ def plot_layer_sensitivity(load, test_data, levels=(0.5, 0.8, 0.9, 0.95)):
         ax.plot([0, *levels], [base, *row.values()], marker=marker, label=f"{name} ({size:,} weights)")
     ax.axhline(CHANCE_ACCURACY, color="tab:red", linestyle=":", linewidth=1, label="chance (10 classes)")
     ax.set_ylim(0, 1)
-    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel("fraction of THIS layer's weights set to zero (smallest |w| first; other layers untouched)")
-    ax.set_ylabel(f"test accuracy ({len(test_data[1]):,} images)")
-    ax.set_title("Per-layer sensitivity: each layer pruned alone")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="lower left")
+    _percent_axes(ax, "fraction of THIS layer's weights set to zero (smallest |w| first; other layers untouched)",
+                  f"test accuracy ({len(test_data[1]):,} images)", "Per-layer sensitivity: each layer pruned alone",
+                  "lower left")
     fig.tight_layout()
     print(f"{'layer':14s}" + "".join(f"{level:>8.0%}" for level in levels))
     for name, row in table.items():
@@ -301,13 +308,10 @@ def plot_filter_sensitivity(scan: dict, dense_accuracy: float, part5_budget: flo
         for width, (x, acc) in row.items():
             ax.annotate(str(width), (x, acc), textcoords="offset points", xytext=(0, 5), fontsize=7, ha="center")
     ax.axvline(part5_budget, color="tab:red", linestyle="--", linewidth=1, label=f"part5_budget ({part5_budget:.0%})")
-    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_xlabel("MACs of the whole model, as a fraction of the dense model's")
-    ax.set_ylabel(f"accuracy ({n_images:,} validation images)")
-    ax.set_title("Filter sensitivity: one conv layer keeps fewer filters, the others all of theirs (no training)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="lower right")
+    _percent_axes(ax, "MACs of the whole model, as a fraction of the dense model's",
+                  f"accuracy ({n_images:,} validation images)",
+                  "Filter sensitivity: one conv layer keeps fewer filters, the others all of theirs (no training)",
+                  "lower right")
     fig.tight_layout()
     print(f"dense: {dense_accuracy:.1%}")
     for layer, row in scan.items():

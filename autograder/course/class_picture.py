@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from autograder.course.feedback import NO_SCRIPTS
 from autograder.grading_folder import GradingFolder
+from ece662.grading.checks import Part5Point
 
 FRAMEWORKS = {"torch": ("o", "tab:blue", "PyTorch"), "tensorflow": ("s", "tab:orange", "TensorFlow")}
 RANGES = {"macs": (0, 1), "accuracy": (0, 1), "baseline_macs": (0, 1), "baseline_accuracy": (0, 1),
@@ -38,23 +39,12 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 """
 
 
-@dataclass(frozen=True)
-class Point:
-    """One graded Part 5 model, as fractions; ``label`` is what the pages show instead of ``student``."""
-    student: str
-    label: str
-    framework: str
-    widths: tuple
-    baseline_widths: tuple
-    macs: float
-    accuracy: float
-    baseline_macs: float
-    baseline_accuracy: float
-    dense_accuracy: float
-    budget: float
-    difference: float
-    low: float
-    high: float
+@dataclass
+class Point(Part5Point):
+    """One graded Part 5 model: the grader's figures (widths as tuples), its student, and ``label``, what the pages
+    show instead of ``student``."""
+    student: str = ""
+    label: str = ""
 
 
 def write_part5_page(folder: GradingFolder, results: dict) -> list:
@@ -150,7 +140,7 @@ def _point(student: str, label: str, data) -> Point:
         widths[key] = tuple(value)
     if numbers["low"] > numbers["high"]:
         raise ValueError(f"the interval [{numbers['low']}, {numbers['high']}] is empty")
-    return Point(student, label, data["framework"], **widths, **numbers)
+    return Point(framework=data["framework"], **widths, **numbers, student=student, label=label)
 
 
 def _secret(folder: GradingFolder) -> bytes:
