@@ -71,6 +71,26 @@ def cut(state: dict, kept) -> dict:
     return small
 
 
+def kept_filters(weight: np.ndarray, multiple: int = CHANNEL_MULTIPLE) -> np.ndarray:
+    """Sorted indices of the filters of an OIHW conv weight that ``remove_zero_filters`` keeps: the non-zero ones,
+    padded with zero filters up to a multiple of ``multiple`` (at most all of them, at least one)."""
+    nonzero = weight.reshape(len(weight), -1).any(1)
+    kept = np.flatnonzero(nonzero)
+    wanted = min(len(nonzero), max(1, -(-len(kept) // multiple) * multiple))
+    padding = np.flatnonzero(~nonzero)[: wanted - len(kept)]
+    return np.sort(np.concatenate([kept, padding]))
+
+
+def without_zero_filters(state: dict) -> dict:
+    """What ``remove_zero_filters`` builds, as canonical weights: ``state`` cut to its ``kept_filters``, a zero
+    filter's bias dropped with it (so it equals ``state`` with those biases zeroed)."""
+    small = cut(state, [kept_filters(state[f"{prefix}.weight"]) for prefix in CONVS])
+    for prefix in CONVS:
+        weight = small[f"{prefix}.weight"]
+        small[f"{prefix}.bias"] = small[f"{prefix}.bias"] * weight.reshape(len(weight), -1).any(1)
+    return small
+
+
 def _fc1_columns(state: dict, channels: np.ndarray) -> np.ndarray:
     """fc1's input columns of conv3's ``channels`` (the Flatten maps channel c to columns c*H*W ... (c+1)*H*W-1)."""
     spatial = np.shape(state[f"{FC1}.weight"])[1] // np.shape(state[f"{CONVS[-1]}.weight"])[0]

@@ -70,8 +70,8 @@ except ImportError as exc:
 
 from . import data_utils
 from ._allocator import keep_freed_memory_mapped
-from .architecture import ARCHITECTURE, CANONICAL_PREFIX, CHANNEL_MULTIPLE, CONV_LAYERS, DEFAULT_CONFIG
-from .budget import CONVS, cut
+from .architecture import ARCHITECTURE, CANONICAL_PREFIX, CONV_LAYERS, DEFAULT_CONFIG
+from .budget import without_zero_filters
 from .checkpoint import CHECKPOINT_FORMAT, ModelFileError, check_model_file, model_file_format
 from .data_utils import EVAL_BATCH_SIZE, TRAIN_BATCH_SIZE
 from .keras_model import ARCHIVE_HEADER, INPUT_SHAPE, archive_header, canonical_state, from_canonical
@@ -339,32 +339,14 @@ def cpu_latency_ms(model, batch_size: int = 256, repeats: int = 15) -> float:
 
 # ----------------------------------------------------------------- removing filters (Part 3)
 
-def kept_filters(weight: np.ndarray, multiple: int = CHANNEL_MULTIPLE) -> np.ndarray:
-    """Sorted indices of the filters of an OIHW conv weight to keep: the non-zero ones, padded with zero
-    filters up to a multiple of ``multiple`` (at most all of them, at least one), as in torch mode."""
-    nonzero = weight.reshape(len(weight), -1).any(1)
-    kept = np.flatnonzero(nonzero)
-    wanted = min(len(nonzero), max(1, -(-len(kept) // multiple) * multiple))
-    padding = np.flatnonzero(~nonzero)[: wanted - len(kept)]
-    return np.sort(np.concatenate([kept, padding]))
-
-
 def remove_zero_filters(model):
     """A compacted copy of a Keras SmallCNN without its all-zero Conv2D filters (narrower layers; the same outputs
     when those filters' biases are zero too, as Part 2 leaves them).
 
-    Works in the canonical (torch) layout, like ``ece662.compaction``: each conv keeps its non-zero filters
-    (padded to a multiple of 8), the next conv drops the matching input channels and fc1 the matching
-    Flatten columns. A zero filter's bias is dropped too, so the result equals the pruned model with
-    those biases zeroed.
+    Works in the canonical (torch) layout, as ``ece662.compaction`` does: ``ece662.budget.without_zero_filters``.
     """
     config = _course_config(model)
     if config is None:
         raise TypeError(f"remove_zero_filters works on the course SmallCNN (layers {', '.join(CANONICAL_PREFIX)}); "
                         f"{model.name} has layers {[layer.name for layer in model.layers]}")
-    state = canonical_state(model)
-    small = cut(state, [kept_filters(state[f"{prefix}.weight"]) for prefix in CONVS])
-    for prefix in CONVS:  # a zero filter's bias is dropped with it
-        weight = small[f"{prefix}.weight"]
-        small[f"{prefix}.bias"] = small[f"{prefix}.bias"] * weight.reshape(len(weight), -1).any(1)
-    return from_canonical(small, config["dropout"])
+    return from_canonical(without_zero_filters(canonical_state(model)), config["dropout"])

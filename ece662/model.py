@@ -5,6 +5,7 @@ of them in the first Linear layer), the size of model a previous PyTorch
 exercise produces. ``features`` and ``classifier`` are plain
 ``nn.Sequential`` blocks so that helpers (and students) can walk the layers.
 """
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,6 +48,7 @@ def from_canonical(state: dict) -> SmallCNN:
 
     Evidence of either framework is in this layout (see ``ece662/grading/evidence.py``), so one evaluator serves both.
     """
-    model = build_model(config={"channels": list(conv_widths(state))})
+    fc1, fc2 = (np.shape(state[f"classifier.{i}.weight"]) for i in (1, 4))
+    model = build_model(config={"channels": list(conv_widths(state)), "hidden": fc1[0], "num_classes": fc2[0]})
     model.load_state_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in state.items()})
     return model.eval()
